@@ -1,0 +1,1 @@
+"""envattest agent: collects consented signals and signs evidence with a device key."""

@@ -1,0 +1,11 @@
+"""Proxy collector (placeholder until the proxy family lands: collects nothing)."""
+
+from __future__ import annotations
+
+from agent.collectors import CollectionContext
+from attest.catalog import FieldId
+
+
+def collect(ctx: CollectionContext, wanted: frozenset[FieldId]) -> dict[FieldId, object]:
+    """The proxy family."""
+    return {}

@@ -1,0 +1,101 @@
+"""Proxy family: which proxies and tunnels the machine's traffic goes through."""
+
+from __future__ import annotations
+
+from attest.catalog import Family, Field, FieldId, Sensitivity
+from attest.catalog.values import ProxyEndpoint, SourceError, TunnelInterface
+
+_NEVER_URL = "credentials, paths, query strings: only scheme, host, port, has_credentials"
+_ENDPOINT = "list of {source, scheme, host, port, has_credentials}"
+_EXAMPLE_ENDPOINT: ProxyEndpoint = {
+    "source": "env:HTTPS_PROXY",
+    "scheme": "http",
+    "host": "proxy.example.internal",
+    "port": 3128,
+    "has_credentials": False,
+}
+
+FIELDS = (
+    Field(
+        id=FieldId("proxy.env"),
+        family=Family.PROXY,
+        value_type=list[ProxyEndpoint],
+        type_name=_ENDPOINT,
+        description="HTTP_PROXY, HTTPS_PROXY and ALL_PROXY (either case) in the agent's "
+        "environment.",
+        sensitivity=Sensitivity.MEDIUM,
+        example=[_EXAMPLE_ENDPOINT],
+        never=_NEVER_URL,
+    ),
+    Field(
+        id=FieldId("proxy.no_proxy"),
+        family=Family.PROXY,
+        value_type=list[str],
+        type_name="list of host patterns",
+        description="Host patterns from NO_PROXY / no_proxy that bypass the proxy.",
+        sensitivity=Sensitivity.MEDIUM,
+        example=["localhost", ".example.internal"],
+    ),
+    Field(
+        id=FieldId("proxy.os"),
+        family=Family.PROXY,
+        value_type=list[ProxyEndpoint],
+        type_name=_ENDPOINT,
+        description="Operating-system proxy settings: GNOME, KDE, macOS scutil, Windows "
+        "WinINet and WinHTTP.",
+        sensitivity=Sensitivity.MEDIUM,
+        example=[{**_EXAMPLE_ENDPOINT, "source": "gnome:https"}],
+        never=_NEVER_URL,
+    ),
+    Field(
+        id=FieldId("proxy.pac"),
+        family=Family.PROXY,
+        value_type=list[ProxyEndpoint],
+        type_name=_ENDPOINT,
+        description="Proxy auto-config (PAC) URLs from OS settings, reduced to their host.",
+        sensitivity=Sensitivity.MEDIUM,
+        example=[{**_EXAMPLE_ENDPOINT, "source": "gnome:autoconfig-url", "port": None}],
+        never=_NEVER_URL,
+    ),
+    Field(
+        id=FieldId("proxy.auto_detect"),
+        family=Family.PROXY,
+        value_type=bool | None,
+        type_name="boolean | null",
+        description="Whether WPAD proxy auto-detection is switched on; null when unknown.",
+        sensitivity=Sensitivity.LOW,
+        example=False,
+    ),
+    Field(
+        id=FieldId("proxy.tools"),
+        family=Family.PROXY,
+        value_type=list[ProxyEndpoint],
+        type_name=_ENDPOINT,
+        description="Proxies configured for git (http.proxy, https.proxy), npm (proxy, "
+        "https-proxy) and pip (proxy).",
+        sensitivity=Sensitivity.MEDIUM,
+        example=[{**_EXAMPLE_ENDPOINT, "source": "git:http.proxy"}],
+        never=_NEVER_URL,
+    ),
+    Field(
+        id=FieldId("proxy.tunnels"),
+        family=Family.PROXY,
+        value_type=list[TunnelInterface],
+        type_name="list of {name, kind}",
+        description="Network interfaces that are tunnels or VPNs (tun, tap, utun, wg, ppp, "
+        "ipsec, tailscale, zerotier...), by name and kind.",
+        sensitivity=Sensitivity.MEDIUM,
+        example=[{"name": "wg0", "kind": "wireguard"}],
+        never="addresses, traffic, peers",
+    ),
+    Field(
+        id=FieldId("proxy.errors"),
+        family=Family.PROXY,
+        value_type=list[SourceError],
+        type_name="list of {source, error}",
+        description="Proxy sources that could not be read, with an error code.",
+        sensitivity=Sensitivity.LOW,
+        example=[{"source": "npm:~/.npmrc", "error": "unreadable"}],
+        never="file contents",
+    ),
+)

@@ -1,0 +1,107 @@
+"""The consent manifest: which catalog fields a verifier requests, why, and for how long.
+
+Its identity is the SHA-256 of the exact bytes served; consent names that hash, so any change
+to the manifest, even whitespace, needs new consent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from attest.catalog import Field, field_by_id
+from attest.errors import FormatError
+
+MANIFEST_VERSION = 1
+MAX_MANIFEST_BYTES = 256 * 1024
+
+
+class FieldMode(StrEnum):
+    """``enforce``: required for access and checked by policy; ``report``: optional, logged."""
+
+    ENFORCE = "enforce"
+    REPORT = "report"
+
+
+@dataclass(frozen=True)
+class RequestedField:
+    """One field the verifier asks for, with its stated purpose and retention."""
+
+    field: Field
+    purpose: str
+    retention_days: int
+    mode: FieldMode
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A parsed manifest and the hash of the exact bytes it came from."""
+
+    sha256: str
+    verifier: str
+    fields: tuple[RequestedField, ...]
+    raw: bytes
+
+    def requested(self, field_id: str) -> RequestedField | None:
+        """The request for ``field_id``, if the manifest makes one."""
+        return next((r for r in self.fields if r.field.id == field_id), None)
+
+    @property
+    def field_ids(self) -> frozenset[str]:
+        """Every field id the manifest requests."""
+        return frozenset(r.field.id for r in self.fields)
+
+
+def manifest_sha256(raw: bytes) -> str:
+    """Hex SHA-256 of the exact manifest bytes."""
+    return hashlib.sha256(raw).hexdigest()
+
+
+def _requested_field(entry: Any, index: int) -> RequestedField:
+    where = f"manifest field #{index + 1}"
+    if not isinstance(entry, dict):
+        raise FormatError(f"{where} must be an object")
+    field = field_by_id(entry.get("id", ""))
+    purpose = entry.get("purpose")
+    retention = entry.get("retention_days")
+    if not isinstance(purpose, str) or not purpose.strip():
+        raise FormatError(f"{where} ({field.id}) needs a non-empty purpose")
+    if isinstance(retention, bool) or not isinstance(retention, int) or retention < 0:
+        raise FormatError(f"{where} ({field.id}) needs retention_days, a whole number >= 0")
+    try:
+        mode = FieldMode(str(entry.get("mode")))
+    except ValueError:
+        raise FormatError(f"{where} ({field.id}) mode must be 'enforce' or 'report'") from None
+    return RequestedField(field=field, purpose=purpose, retention_days=retention, mode=mode)
+
+
+def parse_manifest(raw: bytes) -> Manifest:
+    """Parse untrusted manifest bytes; every field must be a catalog field, once."""
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise FormatError("manifest is larger than 256 KiB")
+    try:
+        doc = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FormatError(f"manifest is not JSON: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("manifest_version") != MANIFEST_VERSION:
+        raise FormatError(f"manifest must be an object with manifest_version {MANIFEST_VERSION}")
+    entries = doc.get("fields")
+    if not isinstance(entries, list) or not entries:
+        raise FormatError("manifest must request at least one field")
+    fields = tuple(_requested_field(e, i) for i, e in enumerate(entries))
+    ids = [f.field.id for f in fields]
+    if len(set(ids)) != len(ids):
+        raise FormatError("manifest requests a field twice")
+    verifier = doc.get("verifier", "")
+    if not isinstance(verifier, str):
+        raise FormatError("manifest verifier must be a string")
+    return Manifest(sha256=manifest_sha256(raw), verifier=verifier, fields=fields, raw=raw)
+
+
+def render_manifest(verifier: str, fields: list[dict[str, Any]]) -> bytes:
+    """Serialize a manifest document (pretty, stable) for a verifier to serve."""
+    doc = {"manifest_version": MANIFEST_VERSION, "verifier": verifier, "fields": fields}
+    return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()

@@ -1,0 +1,1 @@
+"""envattest verifier server: checks evidence, keeps the audit log, issues access tokens."""
