@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+from typing import Literal
+
+# pydantic (server side) needs typing_extensions.TypedDict before Python 3.12.
+from typing_extensions import TypedDict
 
 Classification = Literal["official", "localhost", "private-network", "custom"]
 

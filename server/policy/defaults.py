@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from attest.keys import KeyClass
-from server.policy import Policy, TokenSettings
+from server.policy.model import Policy, TokenSettings
 from server.policy.rules import ClockSkewRule, KeyClassRule, RequiredFieldsRule
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from attest.catalog import FieldId
 from attest.keys import KeyClass
-from server.policy import PolicyInput, RuleMode, RuleResult
+from server.policy.model import PolicyInput, RuleMode, RuleResult
 
 
 @dataclass(frozen=True)
@@ -48,14 +49,15 @@ class ClockSkewRule:
 
 @dataclass(frozen=True)
 class RequiredFieldsRule:
-    """Every field the manifest marks ``enforce`` must be consented and present."""
+    """Every field the manifest marks ``enforce``, plus ``fields``, must be consented and sent."""
 
     mode: RuleMode = RuleMode.ENFORCE
     name: str = "required_fields"
+    fields: frozenset[FieldId] = frozenset()
 
     def check(self, facts: PolicyInput) -> RuleResult:
         """Pass when no required field is missing."""
-        missing = sorted(facts.required - set(facts.signals))
+        missing = sorted((facts.required | self.fields) - set(facts.signals))
         if missing:
             return RuleResult(
                 self.name,

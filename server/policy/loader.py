@@ -1,0 +1,491 @@
+"""The policy file: TOML, validated at start, every error naming the file, line and key.
+
+Format (complete; every other key or table is an error)::
+
+    [policy]
+    version = "2026-11-01"        # required; letters, digits, . _ : + -  (in tokens and audit)
+    description = "..."           # optional, free text
+
+    [token]                       # optional; defaults ttl_s = 900, audience = "envattest"
+    ttl_s = 900                   # access-token lifetime, 60 ..= 86400 seconds
+    audience = "llm-gateway"      # the token's aud; what your gateway checks
+
+    # Each [rules.<family>] table adds one rule; rules run in file order. Every rule takes
+    # mode = "enforce" (default: a failure denies) or "report" (a failure is only recorded).
+    [rules.key_class]
+    allowed = ["tpm2", "hardware-unverified"]     # of tpm2 | hardware-unverified | software
+
+    [rules.clock_skew]
+    max_skew_s = 300                              # 1 ..= 3600
+
+    [rules.required_fields]                       # the manifest's enforce fields must be sent,
+    fields = ["timezone.iana"]                    # plus these catalog fields (optional)
+
+    [rules.timezone]                              # at least one of allow / deny
+    allow = ["Europe/*"]                          # zone globs; deny wins over allow
+    deny = []
+    unsafe_allow_unknown_zone = false             # pass when timezone.iana is null
+
+    [rules.base_url]                              # baseurl.env and baseurl.tools
+    allowed_hosts = ["llm-gateway.example.internal", "*.example.internal"]
+    allow_official = true
+    allow_localhost = false
+    allow_private_network = false
+    fields = ["baseurl.env", "baseurl.tools"]     # optional, a subset
+    unsafe_allow_any_host = false
+
+    [rules.proxy]                                 # proxy.env, .os, .pac, .tools
+    allowed_hosts = ["proxy.example.internal"]    # required; [] means "no proxy at all"
+    require_proxy = false                         # true: at least one proxy must be set
+    fields = ["proxy.env", "proxy.os", "proxy.pac", "proxy.tools"]
+    unsafe_allow_any_host = false
+
+    [rules.tunnels]                               # proxy.tunnels; at least one list
+    deny_kinds = ["wireguard"]                    # name globs over the interface kind
+    deny_names = []                               # ... and over the interface name
+    allow_kinds = []                              # when any allow list is given,
+    allow_names = ["corpvpn*"]                    # every tunnel must match one
+
+Absent signals: a rule whose field was not sent fails with "field X was not sent (not
+consented)"; in report mode that is only recorded. ``unsafe_pass_if_not_sent = true`` (timezone,
+base_url, proxy, tunnels) makes the rule pass instead, which lets a user dodge the rule by
+withholding consent: hence the name.
+
+Fail closed: a file without rules is an error at load (it would deny every device), and
+``Policy.evaluate`` denies with no rules as well. A policy whose rules are all ``report`` loads
+(it is the rollout mode) and ``policy_warnings`` says that it allows every device.
+Globs are described in ``server.policy.globs``; a bare ``"*"`` in an allow list is refused.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from datetime import date, datetime, time
+from enum import StrEnum
+from pathlib import Path
+from typing import TypeVar
+
+from attest.catalog import CATALOG, FieldId
+from attest.keys import KeyClass
+from server.policy.baseurl import BASEURL_FIELDS, BaseUrlRule
+from server.policy.errors import PolicyError, PolicySchemaError, PolicySyntaxError
+from server.policy.globs import Glob, host_glob, name_glob, zone_glob
+from server.policy.model import Policy, Rule, RuleMode, TokenSettings
+from server.policy.positions import KeyPath, format_path, key_lines, line_of
+from server.policy.proxy import PROXY_FIELDS, ProxyRule
+from server.policy.rules import ClockSkewRule, KeyClassRule, RequiredFieldsRule
+from server.policy.timezone import TimezoneRule
+from server.policy.tunnels import TunnelRule
+
+MAX_POLICY_BYTES = 1024 * 1024
+TTL_RANGE = (60, 86_400)
+SKEW_RANGE = (1, 3_600)
+_VERSION = re.compile(r"^[A-Za-z0-9._:+-]{1,64}$")
+_AUDIENCE = re.compile(r"^\S{1,256}$")
+_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
+_EXAMPLES = "see server/examples/policy-*.toml"
+
+E = TypeVar("E", bound=StrEnum)
+T = TypeVar("T")
+
+
+def _toml_type(value: object) -> str:
+    kinds: tuple[tuple[type, str], ...] = (
+        (bool, "a boolean"),
+        (int, "an integer"),
+        (float, "a float"),
+        (str, "a string"),
+        (list, "an array"),
+        (dict, "a table"),
+        (datetime, "a date-time"),
+        (date, "a date"),
+        (time, "a time"),
+    )
+    return next((name for kind, name in kinds if isinstance(value, kind)), "a value")
+
+
+class _Document:
+    """The parsed file with its key positions; makes errors that name the line."""
+
+    def __init__(self, text: str, source: str) -> None:
+        self.source = source
+        self.lines = key_lines(text)
+
+    def error(self, path: KeyPath, problem: str, fix: str) -> PolicySchemaError:
+        line = line_of(self.lines, path) if path else None
+        return PolicySchemaError(
+            problem, source=self.source, fix=fix, line=line or 1, key=format_path(path) or None
+        )
+
+
+class _Table:
+    """One TOML table: unknown keys are refused up front, then typed reads by key."""
+
+    def __init__(
+        self,
+        doc: _Document,
+        path: KeyPath,
+        data: Mapping[str, object],
+        known: tuple[str, ...],
+        *,
+        noun: str = "key",
+    ) -> None:
+        self.doc = doc
+        self.path = path
+        self.data = data
+        for key in data:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"Did you mean {close[0]!r}? " if close else ""
+                listed = ", ".join(known) or "(none)"
+                raise self.error(key, f"unknown {noun}", f"{hint}Known {noun}s here: {listed}.")
+
+    def error(self, key: str | None, problem: str, fix: str) -> PolicySchemaError:
+        return self.doc.error(self.path if key is None else (*self.path, key), problem, fix)
+
+    def _typed(self, key: str, kind: type[T], what: str, fix: str) -> T:
+        value = self.data[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise self.error(key, f"must be {what}, not {_toml_type(value)} ({value!r})", fix)
+        return value
+
+    def text(self, key: str, default: str | None, pattern: re.Pattern[str], fix: str) -> str:
+        if key not in self.data:
+            if default is None:
+                raise self.error(key, "is missing", fix)
+            return default
+        value = self._typed(key, str, "a string", fix)
+        if not pattern.fullmatch(value):
+            raise self.error(key, f"{value!r} is not valid", fix)
+        return value
+
+    def integer(self, key: str, default: int | None, bounds: tuple[int, int], unit: str) -> int:
+        low, high = bounds
+        fix = f"Set {key} to a whole number of {unit} from {low} to {high}."
+        if key not in self.data:
+            if default is None:
+                raise self.error(key, "is missing", fix)
+            return default
+        value = self._typed(key, int, "an integer", fix)
+        if not low <= value <= high:
+            raise self.error(key, f"{value} is outside {low}..{high}", fix)
+        return value
+
+    def flag(self, key: str, default: bool = False) -> bool:
+        if key not in self.data:
+            return default
+        return self._typed(key, bool, "a boolean", f"Write {key} = true or {key} = false.")
+
+    def choice(self, key: str, kind: type[E], default: E) -> E:
+        if key not in self.data:
+            return default
+        known = " or ".join(repr(m.value) for m in kind)
+        value = self._typed(key, str, "a string", f"Use {known}.")
+        try:
+            return kind(value)
+        except ValueError:
+            raise self.error(key, f"{value!r} is not valid", f"Use {known}.") from None
+
+    def strings(self, key: str, fix: str, *, required: bool = False) -> list[tuple[KeyPath, str]]:
+        """Each string of an array with its own key path, for errors that name the item."""
+        if key not in self.data:
+            if required:
+                raise self.error(key, "is missing", fix)
+            return []
+        value = self._typed(key, list, "an array of strings", fix)
+        out: list[tuple[KeyPath, str]] = []
+        for index, item in enumerate(value):
+            path = (*self.path, key, index)
+            if not isinstance(item, str):
+                raise self.doc.error(path, f"must be a string, not {_toml_type(item)}", fix)
+            out.append((path, item))
+        return out
+
+    def globs(
+        self,
+        key: str,
+        make: Callable[[str], Glob],
+        *,
+        everything_fix: str | None = None,
+        required: bool = False,
+    ) -> tuple[Glob, ...]:
+        """Patterns of ``key``; ``everything_fix`` marks an allow list, where ``*`` is refused."""
+        fix = f"Write {key} as an array of patterns ({_EXAMPLES})."
+        globs: list[Glob] = []
+        for path, pattern in self.strings(key, fix, required=required):
+            if everything_fix is not None and pattern.strip() == "*":
+                raise self.doc.error(path, "a bare '*' allows everything", everything_fix)
+            try:
+                globs.append(make(pattern))
+            except ValueError as exc:
+                raise self.doc.error(path, str(exc), "Fix or remove this pattern.") from None
+        return tuple(globs)
+
+    def subtable(
+        self, key: str, fix: str, known: tuple[str, ...], *, noun: str = "key"
+    ) -> _Table | None:
+        """The table under ``key``, or None when absent."""
+        if key not in self.data:
+            return None
+        value = self._typed(key, dict, "a table", fix)
+        return _Table(self.doc, (*self.path, key), value, known, noun=noun)
+
+    def field_ids(self, key: str, allowed: tuple[FieldId, ...]) -> tuple[FieldId, ...] | None:
+        """Catalog field ids from ``allowed``; None when the key is absent."""
+        fix = f"Use field ids from: {', '.join(allowed)}."
+        if key not in self.data:
+            return None
+        out: list[FieldId] = []
+        for path, item in self.strings(key, fix):
+            if item not in allowed:
+                raise self.doc.error(path, f"{item!r} is not a field this rule can check", fix)
+            out.append(FieldId(item))
+        return tuple(dict.fromkeys(out))
+
+
+# (1) rule families: one builder per [rules.<family>] table (DESIGN: Policy)
+
+_COMMON = ("mode",)
+_ABSENCE = ("unsafe_pass_if_not_sent",)
+
+
+def _key_class(table: _Table, mode: RuleMode) -> Rule:
+    known = ", ".join(k.value for k in KeyClass)
+    fix = f"List key classes from: {known}."
+    allowed: set[KeyClass] = set()
+    for path, item in table.strings("allowed", fix, required=True):
+        try:
+            allowed.add(KeyClass(item))
+        except ValueError:
+            raise table.doc.error(path, f"{item!r} is not a key class", fix) from None
+    if not allowed:
+        raise table.error("allowed", "is empty, so every device would be denied", fix)
+    return KeyClassRule(allowed=frozenset(allowed), mode=mode)
+
+
+def _clock_skew(table: _Table, mode: RuleMode) -> Rule:
+    max_skew_s = table.integer("max_skew_s", None, SKEW_RANGE, "seconds")
+    return ClockSkewRule(max_skew_s=max_skew_s, mode=mode)
+
+
+def _required_fields(table: _Table, mode: RuleMode) -> Rule:
+    fields = table.field_ids("fields", tuple(CATALOG)) or ()
+    return RequiredFieldsRule(fields=frozenset(fields), mode=mode)
+
+
+def _timezone(table: _Table, mode: RuleMode) -> Rule:
+    allow = table.globs(
+        "allow", zone_glob, everything_fix="Remove allow to check only deny, or list zones."
+    )
+    deny = table.globs("deny", zone_glob)
+    if not (allow or deny):
+        raise table.error(None, "checks nothing", "Add allow or deny zone globs, or remove it.")
+    return TimezoneRule(
+        allow=allow,
+        deny=deny,
+        unsafe_allow_unknown_zone=table.flag("unsafe_allow_unknown_zone"),
+        unsafe_pass_if_not_sent=table.flag("unsafe_pass_if_not_sent"),
+        mode=mode,
+    )
+
+
+_ANY_HOST = "If every host really is fine, set unsafe_allow_any_host = true instead."
+
+
+def _base_url(table: _Table, mode: RuleMode) -> Rule:
+    allowed_hosts = table.globs("allowed_hosts", host_glob, everything_fix=_ANY_HOST)
+    any_host = table.flag("unsafe_allow_any_host")
+    if any_host and allowed_hosts:
+        raise table.error(
+            "unsafe_allow_any_host",
+            "makes allowed_hosts meaningless",
+            "Remove one of unsafe_allow_any_host and allowed_hosts.",
+        )
+    fields = table.field_ids("fields", BASEURL_FIELDS)
+    if fields == ():
+        raise table.error("fields", "is empty, so the rule checks nothing", "List fields.")
+    return BaseUrlRule(
+        allowed_hosts=allowed_hosts,
+        allow_official=table.flag("allow_official", True),
+        allow_localhost=table.flag("allow_localhost"),
+        allow_private_network=table.flag("allow_private_network"),
+        unsafe_allow_any_host=any_host,
+        fields=fields or BASEURL_FIELDS,
+        unsafe_pass_if_not_sent=table.flag("unsafe_pass_if_not_sent"),
+        mode=mode,
+    )
+
+
+def _proxy(table: _Table, mode: RuleMode) -> Rule:
+    any_host = table.flag("unsafe_allow_any_host")
+    fix = 'List your proxies, as in allowed_hosts = ["proxy.example.internal"]; [] means none.'
+    if not any_host and "allowed_hosts" not in table.data:
+        raise table.error("allowed_hosts", "is missing", fix)
+    allowed_hosts = table.globs("allowed_hosts", host_glob, everything_fix=_ANY_HOST)
+    if any_host and allowed_hosts:
+        raise table.error(
+            "unsafe_allow_any_host",
+            "makes allowed_hosts meaningless",
+            "Remove one of unsafe_allow_any_host and allowed_hosts.",
+        )
+    require = table.flag("require_proxy")
+    if require and not (allowed_hosts or any_host):
+        raise table.error("require_proxy", "can never pass with an empty allowed_hosts", fix)
+    fields = table.field_ids("fields", PROXY_FIELDS)
+    if fields == ():
+        raise table.error("fields", "is empty, so the rule checks nothing", "List fields.")
+    return ProxyRule(
+        allowed_hosts=allowed_hosts,
+        require_proxy=require,
+        unsafe_allow_any_host=any_host,
+        fields=fields or PROXY_FIELDS,
+        unsafe_pass_if_not_sent=table.flag("unsafe_pass_if_not_sent"),
+        mode=mode,
+    )
+
+
+def _tunnels(table: _Table, mode: RuleMode) -> Rule:
+    everything = "Remove the allow list, or list the kinds or names you accept."
+    rule = TunnelRule(
+        deny_kinds=table.globs("deny_kinds", name_glob),
+        deny_names=table.globs("deny_names", name_glob),
+        allow_kinds=table.globs("allow_kinds", name_glob, everything_fix=everything),
+        allow_names=table.globs("allow_names", name_glob, everything_fix=everything),
+        unsafe_pass_if_not_sent=table.flag("unsafe_pass_if_not_sent"),
+        mode=mode,
+    )
+    if not (rule.deny_kinds or rule.deny_names or rule.allow_kinds or rule.allow_names):
+        raise table.error(
+            None, "checks nothing", "Add deny_kinds, deny_names, allow_kinds or allow_names."
+        )
+    return rule
+
+
+_Builder = Callable[[_Table, RuleMode], Rule]
+FAMILIES: Mapping[str, tuple[_Builder, tuple[str, ...]]] = {
+    "key_class": (_key_class, ("allowed",)),
+    "clock_skew": (_clock_skew, ("max_skew_s",)),
+    "required_fields": (_required_fields, ("fields",)),
+    "timezone": (_timezone, ("allow", "deny", "unsafe_allow_unknown_zone", *_ABSENCE)),
+    "base_url": (
+        _base_url,
+        (
+            "allowed_hosts",
+            "allow_official",
+            "allow_localhost",
+            "allow_private_network",
+            "fields",
+            "unsafe_allow_any_host",
+            *_ABSENCE,
+        ),
+    ),
+    "proxy": (
+        _proxy,
+        ("allowed_hosts", "require_proxy", "fields", "unsafe_allow_any_host", *_ABSENCE),
+    ),
+    "tunnels": (
+        _tunnels,
+        ("deny_kinds", "deny_names", "allow_kinds", "allow_names", *_ABSENCE),
+    ),
+}
+
+
+# (2) the document: [policy], [token], [rules]
+
+
+def _token(root: _Table) -> TokenSettings:
+    table = root.subtable("token", "Write [token] with ttl_s and audience.", ("ttl_s", "audience"))
+    if table is None:
+        return TokenSettings()
+    default = TokenSettings()
+    return TokenSettings(
+        ttl_s=table.integer("ttl_s", default.ttl_s, TTL_RANGE, "seconds"),
+        audience=table.text(
+            "audience",
+            default.audience,
+            _AUDIENCE,
+            "Set audience to what your gateway expects in aud: 1-256 characters, no spaces.",
+        ),
+    )
+
+
+def _rules(root: _Table) -> tuple[Rule, ...]:
+    no_rules = (
+        "Add at least one [rules.<family>] table; an empty policy would deny every device "
+        f"({_EXAMPLES})."
+    )
+    families = tuple(FAMILIES)
+    rules_table = root.subtable("rules", no_rules, families, noun="rule family")
+    if rules_table is None or not rules_table.data:
+        path: KeyPath = ("rules",) if rules_table is not None else ()
+        raise root.doc.error(path, "the policy has no rules", no_rules)
+    rules: list[Rule] = []
+    for family in rules_table.data:
+        builder, keys = FAMILIES[family]
+        table = rules_table.subtable(
+            family, f"Write [rules.{family}] as a table.", (*_COMMON, *keys)
+        )
+        assert table is not None
+        rules.append(builder(table, table.choice("mode", RuleMode, RuleMode.ENFORCE)))
+    return tuple(rules)
+
+
+def _syntax_error(exc: tomllib.TOMLDecodeError, source: str) -> PolicySyntaxError:
+    message = str(exc)
+    found = _TOML_POSITION.search(message)
+    line = int(found.group(1)) if found else None
+    problem = _TOML_POSITION.sub("", message)
+    if found:
+        problem += f" at column {found.group(2)}"
+    return PolicySyntaxError(
+        f"not valid TOML: {problem}",
+        source=source,
+        line=line,
+        fix="Fix the TOML syntax there (strings need quotes, arrays commas).",
+    )
+
+
+def parse_policy(text: str, *, source: str) -> Policy:
+    """Parse and validate policy TOML; ``source`` names the file in errors."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise _syntax_error(exc, source) from None
+    root = _Table(_Document(text, source), (), data, ("policy", "token", "rules"))
+    fix = 'Add [policy] with version = "YYYY-MM-DD" (or any id: letters, digits, . _ : + -).'
+    policy = root.subtable("policy", fix, ("version", "description"))
+    if policy is None:
+        raise root.doc.error(("policy",), "missing table", fix)
+    version = policy.text("version", None, _VERSION, fix)
+    policy.text("description", "", re.compile(r".{0,1000}", re.DOTALL), "Shorten it.")
+    return Policy(version=version, rules=_rules(root), token=_token(root))
+
+
+def load_policy(path: Path) -> Policy:
+    """Read and validate the policy file at ``path``; raises a PolicyError naming the line."""
+    source = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise PolicyError(
+            f"cannot read the policy file ({exc.strerror or exc})",
+            source=source,
+            fix="Check the path and its permissions.",
+        ) from None
+    if len(raw) > MAX_POLICY_BYTES:
+        raise PolicyError(
+            "the policy file is larger than 1 MiB", source=source, fix="Is this the right file?"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PolicySyntaxError(
+            "the policy file is not UTF-8", source=source, fix="Save it as UTF-8."
+        ) from None
+    return parse_policy(text, source=source)
+
+
+__all__ = ["FAMILIES", "MAX_POLICY_BYTES", "load_policy", "parse_policy"]

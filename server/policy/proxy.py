@@ -1,0 +1,77 @@
+"""Proxy rule: proxies must be the organisation's own, and may be required.
+
+Every endpoint in the checked fields (``proxy.env``, ``proxy.os``, ``proxy.pac``,
+``proxy.tools`` by default) must match ``allowed_hosts``; an empty ``allowed_hosts`` means no
+proxy at all is acceptable. ``require_proxy`` adds "traffic must go through our proxy": at
+least one endpoint must be configured. Narrow ``fields`` (for example to ``proxy.env``) to
+require the proxy where the coding tool actually reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from attest.catalog import FieldId
+from server.policy.globs import Glob, first_match, show
+from server.policy.model import PolicyInput, RuleMode, RuleResult
+from server.policy.signals import (
+    MalformedSignalError,
+    host_entries,
+    listing,
+    not_sent_result,
+    presence,
+)
+
+PROXY_FIELDS = (
+    FieldId("proxy.env"),
+    FieldId("proxy.os"),
+    FieldId("proxy.pac"),
+    FieldId("proxy.tools"),
+)
+
+
+@dataclass(frozen=True)
+class ProxyRule:
+    """Configured proxies must match ``allowed_hosts``; with ``require_proxy`` one must exist."""
+
+    allowed_hosts: tuple[Glob, ...] = ()
+    require_proxy: bool = False
+    unsafe_allow_any_host: bool = False
+    fields: tuple[FieldId, ...] = PROXY_FIELDS
+    unsafe_pass_if_not_sent: bool = False
+    mode: RuleMode = RuleMode.ENFORCE
+    name: str = "proxy"
+
+    def check(self, facts: PolicyInput) -> RuleResult:
+        """Pass when every proxy is allowed and, if required, at least one is set."""
+        found = presence(facts, self.fields)
+        if found.missing and (not self.unsafe_pass_if_not_sent or not found.sent):
+            return not_sent_result(
+                self.name, self.mode, found, unsafe_pass_if_not_sent=self.unsafe_pass_if_not_sent
+            )
+        skipped = f"; {found.reason}, skipped (unsafe_pass_if_not_sent)" if found.missing else ""
+        try:
+            entries = host_entries(facts, found.sent, classified=False)
+        except MalformedSignalError as exc:
+            return RuleResult(self.name, self.mode, False, str(exc))
+        refused = [
+            e.describe()
+            for e in entries
+            if not self.unsafe_allow_any_host and first_match(self.allowed_hosts, e.host) is None
+        ]
+        if refused:
+            reason = f"proxy not allowed: {listing(refused)} (allowed: {show(self.allowed_hosts)})"
+            return RuleResult(self.name, self.mode, False, reason + skipped)
+        if not entries:
+            if self.require_proxy:
+                reason = (
+                    f"no proxy configured in {', '.join(found.sent)}; "
+                    f"policy requires one of: {show(self.allowed_hosts)}"
+                )
+                return RuleResult(self.name, self.mode, False, reason + skipped)
+            return RuleResult(self.name, self.mode, True, "no proxy configured" + skipped)
+        reason = f"every proxy allowed: {listing(e.describe() for e in entries)}"
+        return RuleResult(self.name, self.mode, True, reason + skipped)
+
+
+__all__ = ["PROXY_FIELDS", "ProxyRule"]

@@ -1,0 +1,178 @@
+"""Access tokens: JWTs signed ES256 by the verifier, keys published as JWKS.
+
+Signing keys live in ``<data-dir>/keys`` (one PEM each, plus ``keys.json`` naming the active
+one); replicas share that directory. Rotation adds a key and makes it active; older keys stay
+in the JWKS until every token they signed has expired.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from attest.jwk import jwk_thumbprint, public_jwk
+from attest.privatefile import ensure_private_dir, write_private_atomic
+from server.errors import ConfigError
+
+TOKEN_TYP = "at+jwt"  # noqa: S105 (a media type, not a secret)
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """One token-signing key."""
+
+    kid: str
+    private_key: ec.EllipticCurvePrivateKey
+    created_at: int
+    retired_at: int | None = None
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A freshly signed access token and its identifiers."""
+
+    token: str
+    jti: str
+    expires_in: int
+    claims: dict[str, Any]
+
+
+class KeyRing:
+    """The verifier's signing keys: one active, others kept for verification."""
+
+    def __init__(self, keys: list[SigningKey]) -> None:
+        if not keys:
+            raise ConfigError("no token-signing key: run 'envattest-server init'")
+        self.keys = keys
+        self.active = next(k for k in reversed(keys) if k.retired_at is None)
+
+    @classmethod
+    def load(cls, directory: Path) -> KeyRing:
+        """Load every key listed in ``keys.json``."""
+        index = directory / "keys.json"
+        try:
+            entries = json.loads(index.read_text())
+        except FileNotFoundError:
+            raise ConfigError(
+                f"{index} is missing: run 'envattest-server init --data-dir ...'"
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{index} is unreadable: {exc}") from exc
+        keys = []
+        for entry in entries:
+            pem = (directory / f"{entry['kid']}.pem").read_bytes()
+            key = serialization.load_pem_private_key(pem, password=None)
+            if not isinstance(key, ec.EllipticCurvePrivateKey):
+                raise ConfigError(f"signing key {entry['kid']} is not an EC key")
+            keys.append(SigningKey(entry["kid"], key, entry["created_at"], entry.get("retired_at")))
+        return cls(keys)
+
+    @staticmethod
+    def create_key(directory: Path, *, now: int) -> SigningKey:
+        """Generate a key, store it, and make it the active one."""
+        ensure_private_dir(directory)
+        private = ec.generate_private_key(ec.SECP256R1())
+        kid = jwk_thumbprint(private.public_key())
+        pem = private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        write_private_atomic(directory / f"{kid}.pem", pem)
+        index = directory / "keys.json"
+        entries = json.loads(index.read_text()) if index.exists() else []
+        entries.append({"kid": kid, "created_at": now})
+        write_private_atomic(index, json.dumps(entries, indent=2).encode())
+        return SigningKey(kid, private, now)
+
+    def jwks(self) -> dict[str, Any]:
+        """Public keys for relying parties."""
+        return {
+            "keys": [
+                {
+                    **public_jwk(k.private_key.public_key()),
+                    "kid": k.kid,
+                    "use": "sig",
+                    "alg": "ES256",
+                }
+                for k in self.keys
+            ]
+        }
+
+    def public_key(self, kid: str) -> ec.EllipticCurvePublicKey | None:
+        """The public key for ``kid``, if published."""
+        return next((k.private_key.public_key() for k in self.keys if k.kid == kid), None)
+
+
+class TokenIssuer:
+    """Signs access tokens with the active key and verifies them with any published key."""
+
+    def __init__(self, ring: KeyRing, *, issuer: str, clock: Any = time.time) -> None:
+        self.ring = ring
+        self.issuer = issuer
+        self._clock = clock
+
+    def issue(
+        self,
+        *,
+        device_id: str,
+        jkt: str,
+        key_class: str,
+        audience: str,
+        ttl_s: int,
+        policy_version: str,
+        jti: str | None = None,
+    ) -> IssuedToken:
+        """A signed JWT with the DESIGN claims."""
+        now = int(self._clock())
+        claims = {
+            "iss": self.issuer,
+            "sub": device_id,
+            "aud": audience,
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl_s,
+            "jti": jti or new_jti(),
+            "cnf": {"jkt": jkt},
+            "key_class": key_class,
+            "policy_version": policy_version,
+        }
+        key = self.ring.active
+        token = jwt.encode(
+            claims, key.private_key, algorithm="ES256", headers={"kid": key.kid, "typ": TOKEN_TYP}
+        )
+        return IssuedToken(token=token, jti=str(claims["jti"]), expires_in=ttl_s, claims=claims)
+
+    def verify(self, token: str, *, audience: str | None = None) -> dict[str, Any]:
+        """Decode and verify a token this verifier issued; raises jwt.PyJWTError."""
+        header = jwt.get_unverified_header(token)
+        key = self.ring.public_key(str(header.get("kid", "")))
+        if key is None:
+            raise jwt.InvalidKeyError("unknown kid")
+        options = {
+            "require": ["exp", "iat", "sub", "jti", "iss"],
+            "verify_aud": audience is not None,
+        }
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=["ES256"],
+            issuer=self.issuer,
+            audience=audience,
+            options=options,  # type: ignore[arg-type]
+            leeway=0,
+        )
+        return claims
+
+
+def new_jti() -> str:
+    """A random token id."""
+    return secrets.token_urlsafe(16)

@@ -1,0 +1,260 @@
+"""The attestation pipeline: evidence in, decision and (only then) an access token out.
+
+An ordered sequence of checks; each refusal is written to the audit log with its real cause
+and answered to the network with a uniform problem. Step numbers follow DESIGN (attest).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from attest.b64 import b64url_encode
+from attest.errors import AlgorithmError, FormatError, SignatureError
+from attest.evidence import parse_evidence, verify_evidence_signature
+from attest.jwk import load_public_jwk
+from attest.keys import KeyClass
+from attest.manifest import FieldMode, Manifest
+from server.errors import (
+    AccessDeniedError,
+    AttestationRejectedError,
+    BadRequestError,
+    ConsentRequiredError,
+    ProblemError,
+)
+from server.policy import Decision, Policy, PolicyInput
+from server.signals import SignalValueError, check_signal_values
+from server.store import AuditEvent, DeviceRecord, NonceOutcome
+from server.store.sql import SqlStore
+from server.tokens import IssuedToken, TokenIssuer, new_jti
+
+NONCE_BYTES = 32
+_REJECTED = "the evidence was not accepted; run 'envattest attest' again, and if this persists ask your administrator to check the audit log"  # noqa: E501
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """A fresh single-use nonce for one device."""
+
+    nonce: str
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class AttestationOutcome:
+    """An allow decision and the token issued after the audit record was written."""
+
+    decision: Decision
+    token: IssuedToken
+    device: DeviceRecord
+    audit_seq: int
+
+
+def device_binding(device_id: str) -> str:
+    """What a nonce is bound to."""
+    return f"device:{device_id}"
+
+
+class Verifier:
+    """Verifies evidence for enrolled devices against the manifest and the policy."""
+
+    def __init__(
+        self,
+        *,
+        store: SqlStore,
+        issuer: TokenIssuer,
+        manifest: Callable[[], Manifest],
+        policy: Callable[[], Policy],
+        nonce_ttl_s: int,
+        max_iat_skew_s: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.issuer = issuer
+        self._manifest = manifest
+        self._policy = policy
+        self.nonce_ttl_s = nonce_ttl_s
+        self.max_iat_skew_s = max_iat_skew_s
+        self._clock = clock
+
+    def challenge(self, device_id: str) -> Challenge:
+        """Issue a nonce bound to an enrolled, active device."""
+        device = self.store.get_device(device_id)
+        if device is None or not device.active:
+            raise AttestationRejectedError(
+                "this device is not enrolled or was revoked; run 'envattest init' to enroll",
+                audit_detail=f"challenge for unknown or inactive device {device_id}",
+            )
+        nonce = b64url_encode(secrets.token_bytes(NONCE_BYTES))
+        self.store.add_nonce(
+            nonce,
+            binding=device_binding(device_id),
+            expires_at=int(self._clock()) + self.nonce_ttl_s,
+        )
+        return Challenge(nonce=nonce, expires_in=self.nonce_ttl_s)
+
+    def _reject(self, error: ProblemError, device_id: str | None, step: str) -> ProblemError:
+        self.store.append_audit(
+            AuditEvent(
+                "attest.rejected",
+                device_id,
+                "reject",
+                {"step": step, "reason": error.audit_detail, "problem": error.slug},
+            )
+        )
+        return error
+
+    def attest(self, body: bytes) -> AttestationOutcome:
+        """Run every check in order; raise a ProblemError on the first refusal."""
+        now = int(self._clock())
+        # (1) parse at the boundary, keeping the exact signed bytes (DESIGN: attest)
+        # (2) only ES256: none, HMAC, RSA are refused before any key is touched
+        try:
+            evidence = parse_evidence(body)
+        except (FormatError, AlgorithmError) as exc:
+            raise self._reject(
+                AttestationRejectedError(_REJECTED, audit_detail=f"parse: {exc}"), None, "parse"
+            ) from exc
+        claims = evidence.claims
+        # (3) a known device that is neither revoked nor erased
+        device = self.store.get_device(evidence.kid)
+        if device is None or not device.active:
+            state = "unknown" if device is None else "revoked or erased"
+            raise self._reject(
+                AttestationRejectedError(_REJECTED, audit_detail=f"device {state}"),
+                None if device is None else device.device_id,
+                "device",
+            )
+        # (4) signature with the enrolled key, over the exact bytes received
+        try:
+            verified = verify_evidence_signature(
+                evidence, expected_key=load_public_jwk(device.public_jwk)
+            )
+        except SignatureError as exc:
+            raise self._reject(
+                AttestationRejectedError(_REJECTED, audit_detail=f"signature: {exc}"),
+                device.device_id,
+                "signature",
+            ) from exc
+        claims = verified.claims
+        # (5) nonce: exists, bound to this device, unexpired, spent atomically (single use)
+        outcome = self.store.consume_nonce(
+            claims.nonce, binding=device_binding(device.device_id), now=now
+        )
+        if outcome is not NonceOutcome.CONSUMED:
+            raise self._reject(
+                AttestationRejectedError(_REJECTED, audit_detail=f"nonce {outcome.value}"),
+                device.device_id,
+                "nonce",
+            )
+        # (6) iat within the skew bound (freshness itself comes from the nonce)
+        skew = now - claims.iat
+        if abs(skew) > self.max_iat_skew_s:
+            direction = "behind" if skew > 0 else "ahead of"
+            reason = (
+                f"clock_skew (enforce): this machine's clock is {abs(skew)} s {direction} the "
+                f"verifier's; the bound is {self.max_iat_skew_s} s. Synchronise the clock (NTP)"
+            )
+            raise self._reject(
+                AccessDeniedError(
+                    "access denied: " + reason, extra={"decision": "deny", "reasons": [reason]}
+                ),
+                device.device_id,
+                "iat",
+            )
+        # (7) consent names the current manifest
+        manifest = self._manifest()
+        if claims.consent.manifest_sha256 != manifest.sha256:
+            raise self._reject(
+                ConsentRequiredError(
+                    "consent required: the verifier's manifest changed; run 'envattest consent'",
+                    extra={"manifest_sha256": manifest.sha256},
+                ),
+                device.device_id,
+                "consent",
+            )
+        # (8) every signal is a catalog field the user consented to, with its catalog type
+        consented = frozenset(claims.consent.fields)
+        outside = sorted((consented - manifest.field_ids) | (set(claims.signals) - consented))
+        if outside:
+            raise self._reject(
+                ConsentRequiredError(
+                    "consent required: the evidence carries fields the consent does not "
+                    "cover; run 'envattest consent'",
+                    audit_detail=f"unconsented fields: {', '.join(outside)}",
+                ),
+                device.device_id,
+                "signals",
+            )
+        try:
+            check_signal_values(claims.signals)
+        except SignalValueError as exc:
+            raise self._reject(
+                BadRequestError(f"malformed signal: {exc}"), device.device_id, "signals"
+            ) from exc
+        # (9) decision by policy
+        required = frozenset(r.field.id for r in manifest.fields if r.mode is FieldMode.ENFORCE)
+        decision = self._policy().evaluate(
+            PolicyInput(
+                device_id=device.device_id,
+                key_class=KeyClass(device.key_class),
+                clock_skew_s=skew,
+                signals=claims.signals,
+                consented=consented,
+                required=required,
+            )
+        )
+        # (10) the audit record is committed before any token exists
+        jti = new_jti() if decision.allow else None
+        record = self.store.append_audit(
+            AuditEvent(
+                "attest",
+                device.device_id,
+                "allow" if decision.allow else "deny",
+                self._audit_data(claims.to_json(), decision, device, skew, jti),
+            )
+        )
+        if not decision.allow:
+            raise AccessDeniedError(
+                "access denied by policy: " + "; ".join(decision.reasons),
+                extra={"decision": "deny", "reasons": decision.reasons},
+            )
+        # (11) the token: ES256, bound to the device key by cnf.jkt
+        token = self.issuer.issue(
+            device_id=device.device_id,
+            jkt=device.jkt,
+            key_class=device.key_class,
+            audience=decision.token.audience,
+            ttl_s=decision.token.ttl_s,
+            policy_version=decision.policy_version,
+            jti=jti,
+        )
+        return AttestationOutcome(decision, token, device, record.seq)
+
+    @staticmethod
+    def _audit_data(
+        claims: dict[str, Any],
+        decision: Decision,
+        device: DeviceRecord,
+        skew: int,
+        jti: str | None,
+    ) -> dict[str, Any]:
+        return {
+            "key_class": device.key_class,
+            "policy_version": decision.policy_version,
+            "results": [
+                {"rule": r.rule, "mode": r.mode.value, "passed": r.passed, "reason": r.reason}
+                for r in decision.results
+            ],
+            "signals": claims["signals"],
+            "consent": claims["consent"],
+            "nonce_sha256": hashlib.sha256(claims["eat_nonce"].encode()).hexdigest(),
+            "iat": claims["iat"],
+            "clock_skew_s": skew,
+            "swversion": claims["swversion"],
+            "jti": jti,
+        }
