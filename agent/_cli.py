@@ -320,6 +320,43 @@ def _cmd_log(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_whoami(args: argparse.Namespace) -> int:
+    from agent.selfservice import device_request, summarize_whoami
+    from attest.devicerequest import DeviceAction
+
+    home = _home(args)
+    enrollment = home.enrollment()
+    client = _client(enrollment.server, enrollment.ca_file)
+    doc = device_request(
+        home=home, client=client, key=_load_key(home, enrollment), action=DeviceAction.WHOAMI
+    )
+    if args.json:
+        _print_json(doc)
+    else:
+        print("\n".join(summarize_whoami(doc)))
+    return 0
+
+
+def _cmd_forget(args: argparse.Namespace) -> int:
+    from agent.selfservice import device_request, wipe_local_state
+    from attest.devicerequest import DeviceAction
+
+    home = _home(args)
+    if not args.local:
+        enrollment = home.enrollment()
+        client = _client(enrollment.server, enrollment.ca_file)
+        doc = device_request(
+            home=home, client=client, key=_load_key(home, enrollment), action=DeviceAction.FORGET
+        )
+        print(
+            f"the verifier revoked {doc.get('device_id')} and erased "
+            f"{doc.get('erased_records')} records of its signal history"
+        )
+    wipe_local_state(home)
+    print(f"local state removed ({home.root})")
+    return 0
+
+
 def _cmd_fields(args: argparse.Namespace) -> int:
     from attest.catalog.docs import render_markdown, render_text
 
@@ -404,6 +441,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("log", help="every submission this machine made, with the exact claims")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_log)
+
+    p = sub.add_parser("whoami", help="what the verifier holds about this device")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_whoami)
+
+    p = sub.add_parser(
+        "forget", help="revoke this device, erase its history at the verifier, wipe local state"
+    )
+    p.add_argument("--local", action="store_true", help="only wipe local state")
+    p.set_defaults(func=_cmd_forget)
 
     p = sub.add_parser("fields", help="the field catalog: everything the agent can ever send")
     p.add_argument("--markdown", action="store_true")

@@ -109,6 +109,14 @@ class VerifierClient:
             raise ServerUnreachableError(f"{detail} (retry in {retry} s)")
         raise ProtocolError(f"{during} failed: HTTP {response.status_code}: {detail}")
 
+    def raw_post(self, path: str, **kwargs: Any) -> httpx.Response:
+        """POST with arbitrary content (device requests)."""
+        return self._send("POST", path, **kwargs)
+
+    def json_answer(self, response: httpx.Response, *, during: str) -> dict[str, Any]:
+        """The JSON object of a successful answer, or the mapped error."""
+        return self._json(response, during=during)
+
     def _json(self, response: httpx.Response, *, during: str) -> dict[str, Any]:
         self._raise_for_problem(response, during=during)
         try:

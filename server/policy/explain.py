@@ -42,7 +42,7 @@ def explain(policy: Policy, facts: PolicyInput, *, notes: tuple[str, ...] = ()) 
 def read_evidence_claims(data: bytes, *, source: str) -> Mapping[str, object]:
     """Claims from a compact JWS (signature NOT checked) or from claims JSON."""
     text = data.strip()
-    if text.startswith(b"{"):
+    if text[:1] in (b"{", b"["):
         try:
             claims = json.loads(text)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -83,7 +83,7 @@ def facts_from_evidence_claims(
     required: frozenset[FieldId] = frozenset(),
     source: str = "<claims>",
 ) -> PolicyInput:
-    """PolicyInput from evidence claims; ``clock_skew_s`` is ``now - iat``, as the verifier has it."""
+    """PolicyInput from evidence claims; ``clock_skew_s`` is ``now - iat``, as the verifier."""
     sub = claims_json.get("sub")
     if not isinstance(sub, str) or not sub:
         raise _claim_error("sub", "a non-empty string", source)

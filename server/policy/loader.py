@@ -131,7 +131,7 @@ class _Table:
         data: Mapping[str, object],
         known: tuple[str, ...],
         *,
-        noun: str = "key",
+        noun: tuple[str, str] = ("key", "keys"),
     ) -> None:
         self.doc = doc
         self.path = path
@@ -141,7 +141,7 @@ class _Table:
                 close = difflib.get_close_matches(key, known, n=1)
                 hint = f"Did you mean {close[0]!r}? " if close else ""
                 listed = ", ".join(known) or "(none)"
-                raise self.error(key, f"unknown {noun}", f"{hint}Known {noun}s here: {listed}.")
+                raise self.error(key, f"unknown {noun[0]}", f"{hint}Known {noun[1]}: {listed}.")
 
     def error(self, key: str | None, problem: str, fix: str) -> PolicySchemaError:
         return self.doc.error(self.path if key is None else (*self.path, key), problem, fix)
@@ -225,7 +225,7 @@ class _Table:
         return tuple(globs)
 
     def subtable(
-        self, key: str, fix: str, known: tuple[str, ...], *, noun: str = "key"
+        self, key: str, fix: str, known: tuple[str, ...], *, noun: tuple[str, str] = ("key", "keys")
     ) -> _Table | None:
         """The table under ``key``, or None when absent."""
         if key not in self.data:
@@ -292,6 +292,10 @@ def _timezone(table: _Table, mode: RuleMode) -> Rule:
     )
 
 
+def _fields_fix(fields: tuple[FieldId, ...]) -> str:
+    return f"List some of {', '.join(fields)}, or remove fields to check them all."
+
+
 _ANY_HOST = "If every host really is fine, set unsafe_allow_any_host = true instead."
 
 
@@ -306,7 +310,9 @@ def _base_url(table: _Table, mode: RuleMode) -> Rule:
         )
     fields = table.field_ids("fields", BASEURL_FIELDS)
     if fields == ():
-        raise table.error("fields", "is empty, so the rule checks nothing", "List fields.")
+        raise table.error(
+            "fields", "is empty, so the rule checks nothing", _fields_fix(BASEURL_FIELDS)
+        )
     return BaseUrlRule(
         allowed_hosts=allowed_hosts,
         allow_official=table.flag("allow_official", True),
@@ -336,7 +342,9 @@ def _proxy(table: _Table, mode: RuleMode) -> Rule:
         raise table.error("require_proxy", "can never pass with an empty allowed_hosts", fix)
     fields = table.field_ids("fields", PROXY_FIELDS)
     if fields == ():
-        raise table.error("fields", "is empty, so the rule checks nothing", "List fields.")
+        raise table.error(
+            "fields", "is empty, so the rule checks nothing", _fields_fix(PROXY_FIELDS)
+        )
     return ProxyRule(
         allowed_hosts=allowed_hosts,
         require_proxy=require,
@@ -418,7 +426,7 @@ def _rules(root: _Table) -> tuple[Rule, ...]:
         f"({_EXAMPLES})."
     )
     families = tuple(FAMILIES)
-    rules_table = root.subtable("rules", no_rules, families, noun="rule family")
+    rules_table = root.subtable("rules", no_rules, families, noun=("rule family", "rule families"))
     if rules_table is None or not rules_table.data:
         path: KeyPath = ("rules",) if rules_table is not None else ()
         raise root.doc.error(path, "the policy has no rules", no_rules)
@@ -454,12 +462,14 @@ def parse_policy(text: str, *, source: str) -> Policy:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise _syntax_error(exc, source) from None
-    root = _Table(_Document(text, source), (), data, ("policy", "token", "rules"))
-    fix = 'Add [policy] with version = "YYYY-MM-DD" (or any id: letters, digits, . _ : + -).'
+    sections = ("policy", "token", "rules")
+    root = _Table(_Document(text, source), (), data, sections, noun=("section", "sections"))
+    fix = 'Add [policy] with version = "2026-11-01" (any id: letters, digits, . _ : + -).'
     policy = root.subtable("policy", fix, ("version", "description"))
     if policy is None:
         raise root.doc.error(("policy",), "missing table", fix)
-    version = policy.text("version", None, _VERSION, fix)
+    version_fix = 'Write version = "2026-11-01": 1 to 64 letters, digits or . _ : + -.'
+    version = policy.text("version", None, _VERSION, version_fix)
     policy.text("description", "", re.compile(r".{0,1000}", re.DOTALL), "Shorten it.")
     return Policy(version=version, rules=_rules(root), token=_token(root))
 

@@ -186,6 +186,23 @@ class SqlStore:
             )
             return result.rowcount == 1
 
+    def erase_device(self, device_id: str, *, now: int) -> int:
+        """Revoke and erase: drop the data of the device's audit records (the chain keeps
+        their digests and still verifies) and mark the device erased. Returns records erased."""
+        a = audit_log.c
+        with self._tx() as conn:
+            conn.execute(
+                sql_update(devices)
+                .where(devices.c.device_id == device_id)
+                .values(revoked_at=func.coalesce(devices.c.revoked_at, now), erased_at=now)
+            )
+            result = conn.execute(
+                sql_update(audit_log)
+                .where(a.device_id == device_id, a.data.is_not(None))
+                .values(data=None)
+            )
+            return result.rowcount
+
     # nonces
 
     def add_nonce(self, nonce: str, *, binding: str, expires_at: int) -> None:

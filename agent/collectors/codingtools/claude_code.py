@@ -28,7 +28,9 @@ def settings_files(ctx: CollectionContext) -> list[tuple[str, Path]]:
     if ctx.platform == "windows":
         files.append(("claude-code:managed", root / "ProgramData/ClaudeCode/managed-settings.json"))
         # The location before ProgramData; still honoured, so still looked at.
-        files.append(("claude-code:managed", root / "Program Files/ClaudeCode/managed-settings.json"))
+        files.append(
+            ("claude-code:managed", root / "Program Files/ClaudeCode/managed-settings.json")
+        )
     elif ctx.platform == "darwin":
         managed = root / "Library/Application Support/ClaudeCode/managed-settings.json"
         files.append(("claude-code:managed", managed))

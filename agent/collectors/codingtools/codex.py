@@ -24,7 +24,9 @@ def _from_config(source: str, path: Path) -> Findings[BaseUrl]:
         return Findings.merge([*parts, failed(source, ErrorCode.UNEXPECTED_SHAPE)])
     for provider_id, table in providers.items():
         if isinstance(table, dict):
-            parts.append(url_finding(source, provider_for_tool_id(provider_id), table.get("base_url")))
+            parts.append(
+                url_finding(source, provider_for_tool_id(provider_id), table.get("base_url"))
+            )
     return Findings.merge(parts)
 
 

@@ -1,0 +1,3 @@
+from server._cli import main
+
+raise SystemExit(main())

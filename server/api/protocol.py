@@ -1,0 +1,95 @@
+"""Protocol v1: manifest, enroll, challenge, attest, JWKS."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from server.api.models import (
+    AttestResponse,
+    ChallengeRequest,
+    ChallengeResponse,
+    EnrollRequest,
+    EnrollResponse,
+)
+from server.errors import BadRequestError, UnsupportedMediaError
+from server.runtime import Runtime
+
+EVIDENCE_MEDIA_TYPE = "application/eat+jwt"
+
+
+def require_media_type(request: Request, expected: str) -> None:
+    """415 unless the body is declared as ``expected``."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != expected:
+        raise UnsupportedMediaError(f"send the body as Content-Type {expected}")
+
+
+def router(runtime: Runtime) -> APIRouter:
+    """The protocol routes."""
+    api = APIRouter()
+
+    @api.get("/v1/manifest", tags=["consent"])
+    def get_manifest() -> Response:
+        """The consent manifest; its ETag is the SHA-256 of these exact bytes."""
+        manifest = runtime.manifest
+        return Response(
+            manifest.raw,
+            media_type="application/json",
+            headers={"ETag": f'"{manifest.sha256}"', "Cache-Control": "no-cache"},
+        )
+
+    @api.post("/v1/enroll", tags=["enrollment"], response_model=EnrollResponse)
+    def enroll(body: EnrollRequest) -> EnrollResponse:
+        """Enroll a device key with an enrollment token."""
+        fmt = body.key_attestation.get("format")
+        if fmt != "none":
+            raise BadRequestError(
+                f"key_attestation.format {fmt!r} is not supported by this verifier; use 'none'"
+            )
+        done = runtime.enrollment.enroll_without_proof(
+            enrollment_token=body.enrollment_token,
+            jwk=body.public_jwk,
+            key_attestation=body.key_attestation,
+        )
+        return EnrollResponse(device_id=done.device_id, key_class=done.key_class.value)
+
+    @api.post("/v1/challenge", tags=["attestation"], response_model=ChallengeResponse)
+    def challenge(body: ChallengeRequest) -> ChallengeResponse:
+        """A single-use nonce bound to the device."""
+        issued = runtime.verifier.challenge(body.device_id)
+        return ChallengeResponse(nonce=issued.nonce, expires_in=issued.expires_in)
+
+    @api.post(
+        "/v1/attest",
+        tags=["attestation"],
+        response_model=AttestResponse,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {EVIDENCE_MEDIA_TYPE: {"schema": {"type": "string"}}},
+            }
+        },
+    )
+    async def attest(request: Request) -> AttestResponse:
+        """Verify evidence; on allow, return an access token."""
+        require_media_type(request, EVIDENCE_MEDIA_TYPE)
+        body = await request.body()
+        outcome = await run_in_threadpool(runtime.verifier.attest, body)
+        return AttestResponse(
+            decision="allow",
+            reasons=outcome.decision.reasons,
+            access_token=outcome.token.token,
+            token_type="Bearer",  # noqa: S106 (a token type, not a secret)
+            expires_in=outcome.token.expires_in,
+        )
+
+    @api.get("/.well-known/jwks.json", tags=["keys"])
+    def jwks() -> dict[str, Any]:
+        """The verifier's token-signing public keys."""
+        return runtime.issuer.ring.jwks()
+
+    return api
