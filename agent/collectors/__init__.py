@@ -12,7 +12,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -26,6 +26,8 @@ RegistryReader = Callable[[str, str, str], object | None]
 InterfaceLister = Callable[[], Iterable[str]]
 """Names of the machine's network interfaces."""
 Clock = Callable[[], datetime]
+LocalOffset = Callable[[datetime], timedelta]
+"""The UTC offset the process's own clock applies at an instant (for a zone with no name)."""
 
 COMMAND_TIMEOUT_S = 2.0
 
@@ -63,6 +65,11 @@ def list_interfaces() -> Iterable[str]:
     return list(psutil.net_if_addrs())
 
 
+def system_local_offset(now: datetime) -> timedelta:
+    """The real local offset: what the C library makes of this process's time zone."""
+    return now.astimezone().utcoffset() or timedelta(0)
+
+
 def current_platform() -> Platform:
     """This machine's platform family."""
     if sys.platform == "win32":
@@ -85,6 +92,7 @@ class CollectionContext:
     registry: RegistryReader = read_registry
     interfaces: InterfaceLister = list_interfaces
     clock: Clock = field(default=lambda: datetime.now(UTC))
+    local_offset: LocalOffset = system_local_offset
 
     @classmethod
     def for_this_machine(cls, project_dir: Path | None = None) -> CollectionContext:

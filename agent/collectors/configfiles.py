@@ -165,9 +165,10 @@ def load_yaml(path: Path) -> ConfigFile | None:
         return None
     if isinstance(text, ErrorCode):
         return ConfigFile(error=text)
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    # The pure-Python safe loader, not libyaml's CSafeLoader: deep nesting overflows the C
+    # stack there (a crash), and only raises RecursionError here.
     try:
-        return ConfigFile(data=yaml.load(text, Loader=loader))  # noqa: S506 - a safe loader
+        return ConfigFile(data=yaml.safe_load(text))
     except (yaml.YAMLError, ValueError, RecursionError):
         return ConfigFile(error=ErrorCode.INVALID_YAML)
 

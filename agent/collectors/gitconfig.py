@@ -81,6 +81,10 @@ def parse_git_config(text: str) -> list[GitEntry]:
                 name, _, sub = name.partition(".")
             section, subsection = name, None if sub is None else re.sub(r"\\(.)", r"\1", sub)
             line = line[header.end() :].strip()
+        elif line.startswith("["):
+            # git rejects the file at a malformed header; we skip to the next good one.
+            section = None
+            continue
         if not line or line[0] in "#;" or section is None:
             continue
         entry = _KEY.match(line)

@@ -79,7 +79,7 @@ def git_config_files(ctx: CollectionContext) -> list[tuple[str, Path]]:
         xdg = env.get("XDG_CONFIG_HOME") or ""
         files.append(("git:xdg", (Path(xdg) if xdg else ctx.home / ".config") / "git" / "config"))
         files.append(("git:global", ctx.home / ".gitconfig"))
-    git_root = find_git_root(ctx.project_dir)
+    git_root = find_git_root(ctx)
     if git_root is not None and (git_root / ".git").is_dir():
         files.append(("git:local", git_root / ".git" / "config"))
     return _dedupe(files)

@@ -28,6 +28,7 @@ _IPV4_PART = re.compile(r"0x[0-9a-f]*|[0-9]+")
 _MAX_HOST = 253
 _TAB_OR_NEWLINE = re.compile(r"[\t\n\r]")
 _C0_OR_SPACE = "".join(chr(i) for i in range(0x21))
+_SCHEMELESS = re.compile(r"(?:[^@/]*@)?(\[[0-9A-Fa-f:.%]+\]|[^:/@\[\]]+)(?::([0-9]{1,5}))?/?")
 
 _PRIVATE_NETWORKS = tuple(
     ipaddress.ip_network(n)
@@ -56,15 +57,16 @@ class Destination:
 def parse_destination(raw: str, *, default_scheme: str | None = None) -> Destination | None:
     """Reduce ``raw`` to a Destination; None when it is not a usable URL.
 
-    Without ``://`` the value is taken as ``host[:port]`` under ``default_scheme`` (proxies
-    are often written that way), or rejected when there is no default. Rejecting rather than
-    guessing keeps a mistyped secret from being reported as a "host".
+    Without ``://`` the value is taken as ``[user@]host[:port]`` under ``default_scheme``
+    (proxies are often written that way) if it has a port, a dot or brackets; otherwise, or
+    with no default, it is rejected. Rejecting rather than guessing keeps a pasted token or
+    path from being reported as a "host".
     """
     text = _TAB_OR_NEWLINE.sub("", raw).strip(_C0_OR_SPACE)
     if not text:
         return None
     if "://" not in text:
-        if default_scheme is None:
+        if default_scheme is None or not _looks_like_host_port(text):
             return None
         text = f"{default_scheme}://{text}"
     scheme = text.split("://", 1)[0].lower()
@@ -82,6 +84,15 @@ def parse_destination(raw: str, *, default_scheme: str | None = None) -> Destina
     if host is None or port == 0:
         return None
     return Destination(scheme=scheme, host=host, port=port, has_credentials=bool(userinfo))
+
+
+def _looks_like_host_port(text: str) -> bool:
+    """``host:port``, ``host.domain`` or ``[v6]``: a bare word such as a pasted token is not."""
+    match = _SCHEMELESS.fullmatch(text)
+    if match is None:
+        return False
+    host, port = match.group(1), match.group(2)
+    return bool(port) or host.startswith("[") or "." in host
 
 
 def normalize_host(host: str) -> str | None:

@@ -37,10 +37,14 @@ def render_markdown() -> str:
         for field in CATALOG.values():
             if field.family is not family:
                 continue
-            example = json.dumps(field.example, sort_keys=True).replace("|", "\\|")
-            out.append(
-                f"| `{field.id}` | {field.type_name} | {field.sensitivity.value} | "
-                f"{field.description} | {field.never or '-'} | `{example}` |"
-            )
+            cells = [
+                f"`{field.id}`",
+                field.type_name,
+                field.sensitivity.value,
+                field.description,
+                field.never or "-",
+                f"`{json.dumps(field.example, sort_keys=True)}`",
+            ]
+            out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         out.append("")
     return "\n".join(out)

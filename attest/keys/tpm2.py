@@ -479,7 +479,9 @@ class Tpm2Key:
             blob, used_blob = t.TPM2B_ID_OBJECT.unmarshal(credential_blob)
             secret, used_secret = t.TPM2B_ENCRYPTED_SECRET.unmarshal(encrypted_secret)
         except Exception as exc:
-            raise KeyProviderError(f"the server's activation challenge is malformed: {exc}") from exc
+            raise KeyProviderError(
+                f"the server's activation challenge is malformed: {exc}"
+            ) from exc
         if used_blob != len(credential_blob) or used_secret != len(encrypted_secret):
             raise KeyProviderError("the server's activation challenge has trailing bytes")
         with _connect(self._tcti, "activating the credential") as tpm:

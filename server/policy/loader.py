@@ -59,25 +59,22 @@ Globs are described in ``server.policy.globs``; a bare ``"*"`` in an allow list 
 
 from __future__ import annotations
 
-import difflib
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from datetime import date, datetime, time
-from enum import StrEnum
 from pathlib import Path
-from typing import TypeVar
 
 from attest.catalog import CATALOG, FieldId
 from attest.keys import KeyClass
 from server.policy.baseurl import BASEURL_FIELDS, BaseUrlRule
-from server.policy.errors import PolicyError, PolicySchemaError, PolicySyntaxError
-from server.policy.globs import Glob, host_glob, name_glob, zone_glob
+from server.policy.errors import PolicyError, PolicySyntaxError
+from server.policy.globs import host_glob, name_glob, zone_glob
 from server.policy.model import Policy, Rule, RuleMode, TokenSettings
-from server.policy.positions import KeyPath, format_path, key_lines, line_of
+from server.policy.positions import KeyPath
 from server.policy.proxy import PROXY_FIELDS, ProxyRule
 from server.policy.rules import ClockSkewRule, KeyClassRule, RequiredFieldsRule
 from server.policy.timezone import TimezoneRule
+from server.policy.tomltable import EXAMPLES_HINT, TomlDocument, TomlTable
 from server.policy.tunnels import TunnelRule
 
 MAX_POLICY_BYTES = 1024 * 1024
@@ -86,165 +83,6 @@ SKEW_RANGE = (1, 3_600)
 _VERSION = re.compile(r"^[A-Za-z0-9._:+-]{1,64}$")
 _AUDIENCE = re.compile(r"^\S{1,256}$")
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
-_EXAMPLES = "see server/examples/policy-*.toml"
-
-E = TypeVar("E", bound=StrEnum)
-T = TypeVar("T")
-
-
-def _toml_type(value: object) -> str:
-    kinds: tuple[tuple[type, str], ...] = (
-        (bool, "a boolean"),
-        (int, "an integer"),
-        (float, "a float"),
-        (str, "a string"),
-        (list, "an array"),
-        (dict, "a table"),
-        (datetime, "a date-time"),
-        (date, "a date"),
-        (time, "a time"),
-    )
-    return next((name for kind, name in kinds if isinstance(value, kind)), "a value")
-
-
-class _Document:
-    """The parsed file with its key positions; makes errors that name the line."""
-
-    def __init__(self, text: str, source: str) -> None:
-        self.source = source
-        self.lines = key_lines(text)
-
-    def error(self, path: KeyPath, problem: str, fix: str) -> PolicySchemaError:
-        line = line_of(self.lines, path) if path else None
-        return PolicySchemaError(
-            problem, source=self.source, fix=fix, line=line or 1, key=format_path(path) or None
-        )
-
-
-class _Table:
-    """One TOML table: unknown keys are refused up front, then typed reads by key."""
-
-    def __init__(
-        self,
-        doc: _Document,
-        path: KeyPath,
-        data: Mapping[str, object],
-        known: tuple[str, ...],
-        *,
-        noun: tuple[str, str] = ("key", "keys"),
-    ) -> None:
-        self.doc = doc
-        self.path = path
-        self.data = data
-        for key in data:
-            if key not in known:
-                close = difflib.get_close_matches(key, known, n=1)
-                hint = f"Did you mean {close[0]!r}? " if close else ""
-                listed = ", ".join(known) or "(none)"
-                raise self.error(key, f"unknown {noun[0]}", f"{hint}Known {noun[1]}: {listed}.")
-
-    def error(self, key: str | None, problem: str, fix: str) -> PolicySchemaError:
-        return self.doc.error(self.path if key is None else (*self.path, key), problem, fix)
-
-    def _typed(self, key: str, kind: type[T], what: str, fix: str) -> T:
-        value = self.data[key]
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise self.error(key, f"must be {what}, not {_toml_type(value)} ({value!r})", fix)
-        return value
-
-    def text(self, key: str, default: str | None, pattern: re.Pattern[str], fix: str) -> str:
-        if key not in self.data:
-            if default is None:
-                raise self.error(key, "is missing", fix)
-            return default
-        value = self._typed(key, str, "a string", fix)
-        if not pattern.fullmatch(value):
-            raise self.error(key, f"{value!r} is not valid", fix)
-        return value
-
-    def integer(self, key: str, default: int | None, bounds: tuple[int, int], unit: str) -> int:
-        low, high = bounds
-        fix = f"Set {key} to a whole number of {unit} from {low} to {high}."
-        if key not in self.data:
-            if default is None:
-                raise self.error(key, "is missing", fix)
-            return default
-        value = self._typed(key, int, "an integer", fix)
-        if not low <= value <= high:
-            raise self.error(key, f"{value} is outside {low}..{high}", fix)
-        return value
-
-    def flag(self, key: str, default: bool = False) -> bool:
-        if key not in self.data:
-            return default
-        return self._typed(key, bool, "a boolean", f"Write {key} = true or {key} = false.")
-
-    def choice(self, key: str, kind: type[E], default: E) -> E:
-        if key not in self.data:
-            return default
-        known = " or ".join(repr(m.value) for m in kind)
-        value = self._typed(key, str, "a string", f"Use {known}.")
-        try:
-            return kind(value)
-        except ValueError:
-            raise self.error(key, f"{value!r} is not valid", f"Use {known}.") from None
-
-    def strings(self, key: str, fix: str, *, required: bool = False) -> list[tuple[KeyPath, str]]:
-        """Each string of an array with its own key path, for errors that name the item."""
-        if key not in self.data:
-            if required:
-                raise self.error(key, "is missing", fix)
-            return []
-        value = self._typed(key, list, "an array of strings", fix)
-        out: list[tuple[KeyPath, str]] = []
-        for index, item in enumerate(value):
-            path = (*self.path, key, index)
-            if not isinstance(item, str):
-                raise self.doc.error(path, f"must be a string, not {_toml_type(item)}", fix)
-            out.append((path, item))
-        return out
-
-    def globs(
-        self,
-        key: str,
-        make: Callable[[str], Glob],
-        *,
-        everything_fix: str | None = None,
-        required: bool = False,
-    ) -> tuple[Glob, ...]:
-        """Patterns of ``key``; ``everything_fix`` marks an allow list, where ``*`` is refused."""
-        fix = f"Write {key} as an array of patterns ({_EXAMPLES})."
-        globs: list[Glob] = []
-        for path, pattern in self.strings(key, fix, required=required):
-            if everything_fix is not None and pattern.strip() == "*":
-                raise self.doc.error(path, "a bare '*' allows everything", everything_fix)
-            try:
-                globs.append(make(pattern))
-            except ValueError as exc:
-                raise self.doc.error(path, str(exc), "Fix or remove this pattern.") from None
-        return tuple(globs)
-
-    def subtable(
-        self, key: str, fix: str, known: tuple[str, ...], *, noun: tuple[str, str] = ("key", "keys")
-    ) -> _Table | None:
-        """The table under ``key``, or None when absent."""
-        if key not in self.data:
-            return None
-        value = self._typed(key, dict, "a table", fix)
-        return _Table(self.doc, (*self.path, key), value, known, noun=noun)
-
-    def field_ids(self, key: str, allowed: tuple[FieldId, ...]) -> tuple[FieldId, ...] | None:
-        """Catalog field ids from ``allowed``; None when the key is absent."""
-        fix = f"Use field ids from: {', '.join(allowed)}."
-        if key not in self.data:
-            return None
-        out: list[FieldId] = []
-        for path, item in self.strings(key, fix):
-            if item not in allowed:
-                raise self.doc.error(path, f"{item!r} is not a field this rule can check", fix)
-            out.append(FieldId(item))
-        return tuple(dict.fromkeys(out))
-
 
 # (1) rule families: one builder per [rules.<family>] table (DESIGN: Policy)
 
@@ -252,7 +90,7 @@ _COMMON = ("mode",)
 _ABSENCE = ("unsafe_pass_if_not_sent",)
 
 
-def _key_class(table: _Table, mode: RuleMode) -> Rule:
+def _key_class(table: TomlTable, mode: RuleMode) -> Rule:
     known = ", ".join(k.value for k in KeyClass)
     fix = f"List key classes from: {known}."
     allowed: set[KeyClass] = set()
@@ -266,17 +104,17 @@ def _key_class(table: _Table, mode: RuleMode) -> Rule:
     return KeyClassRule(allowed=frozenset(allowed), mode=mode)
 
 
-def _clock_skew(table: _Table, mode: RuleMode) -> Rule:
+def _clock_skew(table: TomlTable, mode: RuleMode) -> Rule:
     max_skew_s = table.integer("max_skew_s", None, SKEW_RANGE, "seconds")
     return ClockSkewRule(max_skew_s=max_skew_s, mode=mode)
 
 
-def _required_fields(table: _Table, mode: RuleMode) -> Rule:
+def _required_fields(table: TomlTable, mode: RuleMode) -> Rule:
     fields = table.field_ids("fields", tuple(CATALOG)) or ()
     return RequiredFieldsRule(fields=frozenset(fields), mode=mode)
 
 
-def _timezone(table: _Table, mode: RuleMode) -> Rule:
+def _timezone(table: TomlTable, mode: RuleMode) -> Rule:
     allow = table.globs(
         "allow", zone_glob, everything_fix="Remove allow to check only deny, or list zones."
     )
@@ -299,7 +137,7 @@ def _fields_fix(fields: tuple[FieldId, ...]) -> str:
 _ANY_HOST = "If every host really is fine, set unsafe_allow_any_host = true instead."
 
 
-def _base_url(table: _Table, mode: RuleMode) -> Rule:
+def _base_url(table: TomlTable, mode: RuleMode) -> Rule:
     allowed_hosts = table.globs("allowed_hosts", host_glob, everything_fix=_ANY_HOST)
     any_host = table.flag("unsafe_allow_any_host")
     if any_host and allowed_hosts:
@@ -325,7 +163,7 @@ def _base_url(table: _Table, mode: RuleMode) -> Rule:
     )
 
 
-def _proxy(table: _Table, mode: RuleMode) -> Rule:
+def _proxy(table: TomlTable, mode: RuleMode) -> Rule:
     any_host = table.flag("unsafe_allow_any_host")
     fix = 'List your proxies, as in allowed_hosts = ["proxy.example.internal"]; [] means none.'
     if not any_host and "allowed_hosts" not in table.data:
@@ -355,7 +193,7 @@ def _proxy(table: _Table, mode: RuleMode) -> Rule:
     )
 
 
-def _tunnels(table: _Table, mode: RuleMode) -> Rule:
+def _tunnels(table: TomlTable, mode: RuleMode) -> Rule:
     everything = "Remove the allow list, or list the kinds or names you accept."
     rule = TunnelRule(
         deny_kinds=table.globs("deny_kinds", name_glob),
@@ -372,7 +210,7 @@ def _tunnels(table: _Table, mode: RuleMode) -> Rule:
     return rule
 
 
-_Builder = Callable[[_Table, RuleMode], Rule]
+_Builder = Callable[[TomlTable, RuleMode], Rule]
 FAMILIES: Mapping[str, tuple[_Builder, tuple[str, ...]]] = {
     "key_class": (_key_class, ("allowed",)),
     "clock_skew": (_clock_skew, ("max_skew_s",)),
@@ -404,7 +242,7 @@ FAMILIES: Mapping[str, tuple[_Builder, tuple[str, ...]]] = {
 # (2) the document: [policy], [token], [rules]
 
 
-def _token(root: _Table) -> TokenSettings:
+def _token(root: TomlTable) -> TokenSettings:
     table = root.subtable("token", "Write [token] with ttl_s and audience.", ("ttl_s", "audience"))
     if table is None:
         return TokenSettings()
@@ -420,10 +258,10 @@ def _token(root: _Table) -> TokenSettings:
     )
 
 
-def _rules(root: _Table) -> tuple[Rule, ...]:
+def _rules(root: TomlTable) -> tuple[Rule, ...]:
     no_rules = (
         "Add at least one [rules.<family>] table; an empty policy would deny every device "
-        f"({_EXAMPLES})."
+        f"({EXAMPLES_HINT})."
     )
     families = tuple(FAMILIES)
     rules_table = root.subtable("rules", no_rules, families, noun=("rule family", "rule families"))
@@ -463,7 +301,7 @@ def parse_policy(text: str, *, source: str) -> Policy:
     except tomllib.TOMLDecodeError as exc:
         raise _syntax_error(exc, source) from None
     sections = ("policy", "token", "rules")
-    root = _Table(_Document(text, source), (), data, sections, noun=("section", "sections"))
+    root = TomlTable(TomlDocument(text, source), (), data, sections, noun=("section", "sections"))
     fix = 'Add [policy] with version = "2026-11-01" (any id: letters, digits, . _ : + -).'
     policy = root.subtable("policy", fix, ("version", "description"))
     if policy is None:

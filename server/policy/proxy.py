@@ -4,7 +4,8 @@ Every endpoint in the checked fields (``proxy.env``, ``proxy.os``, ``proxy.pac``
 ``proxy.tools`` by default) must match ``allowed_hosts``; an empty ``allowed_hosts`` means no
 proxy at all is acceptable. ``require_proxy`` adds "traffic must go through our proxy": at
 least one endpoint must be configured. Narrow ``fields`` (for example to ``proxy.env``) to
-require the proxy where the coding tool actually reads it.
+require the proxy where the coding tool actually reads it. For ``proxy.pac`` the host is the
+server of the PAC file, so list that host too when PAC is in use.
 """
 
 from __future__ import annotations

@@ -71,3 +71,14 @@ audit_log = Table(
 )
 Index("ix_audit_device_seq", audit_log.c.device_id, audit_log.c.seq)
 Index("ix_audit_at", audit_log.c.at)
+
+# 0002: credentials relying parties (gateways) use to call /v1/introspect
+gateway_credentials = Table(
+    "gateway_credentials",
+    metadata,
+    Column("credential_id", String(64), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("secret_sha256", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+)

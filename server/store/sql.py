@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, text
@@ -23,10 +24,18 @@ from server.store import (
     NonceOutcome,
     PendingEnrollment,
 )
-from server.store.schema import audit_log, devices, enrollment_tokens, nonces, pending_enrollments
+from server.store.schema import (
+    audit_log,
+    devices,
+    enrollment_tokens,
+    gateway_credentials,
+    nonces,
+    pending_enrollments,
+)
 
 _AUDIT_LOCK_KEY = 0x656E7661  # PostgreSQL advisory lock serializing audit appends
 RETRY_AFTER_S = 2
+AuditObserver = Callable[[AuditRecord], None]
 
 
 class DuplicateKeyError(Exception):
@@ -90,13 +99,40 @@ def _audit(row: Any) -> AuditRecord:
     )
 
 
-class SqlStore:
-    """The verifier's database."""
+@dataclass(frozen=True)
+class GatewayCredentialRecord:
+    """A relying party's credential for introspection (the secret by hash only)."""
 
-    def __init__(self, engine: Engine, *, clock: Any = time.time) -> None:
+    credential_id: str
+    name: str
+    secret_sha256: str
+    created_at: int
+    revoked_at: int | None = None
+
+
+def _unavailable(exc: Exception) -> UnavailableError:
+    return UnavailableError(
+        "the verifier's database is busy or unavailable; retry shortly",
+        audit_detail=f"database error: {exc.__class__.__name__}",
+        retry_after_s=RETRY_AFTER_S,
+    )
+
+
+class SqlStore:
+    """The verifier's database.
+
+    Every statement runs inside ``_tx`` (writes) or ``_read``, which turn a locked or
+    unreachable database into ``UnavailableError`` (503 with Retry-After), never a 500.
+    ``on_audit`` is called after each audit record is committed (metrics hook).
+    """
+
+    def __init__(
+        self, engine: Engine, *, clock: Any = time.time, on_audit: AuditObserver | None = None
+    ) -> None:
         self.engine = engine
         self._clock = clock
         self._postgres = engine.dialect.name == "postgresql"
+        self._on_audit = on_audit
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
@@ -104,11 +140,20 @@ class SqlStore:
             with self.engine.begin() as conn:
                 yield conn
         except (OperationalError, SqlInterfaceError) as exc:
-            raise UnavailableError(
-                "the verifier's database is busy or unavailable; retry shortly",
-                audit_detail=f"database error: {exc.__class__.__name__}",
-                retry_after_s=RETRY_AFTER_S,
-            ) from exc
+            raise _unavailable(exc) from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except (OperationalError, SqlInterfaceError) as exc:
+            raise _unavailable(exc) from exc
+
+    def _committed(self, record: AuditRecord) -> AuditRecord:
+        if self._on_audit is not None:
+            self._on_audit(record)
+        return record
 
     def ping(self) -> None:
         """Raise UnavailableError if the database does not answer."""
@@ -155,19 +200,20 @@ class SqlStore:
                         enrolled_at=device.enrolled_at,
                     )
                 )
-                self._append(conn, audit)
+                record = self._append(conn, audit)
         except IntegrityError as exc:
             raise DuplicateKeyError(device.jkt) from exc
+        self._committed(record)
 
     def get_device(self, device_id: str) -> DeviceRecord | None:
         """The device, or None."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(select(devices).where(devices.c.device_id == device_id)).first()
         return _device(row) if row is not None else None
 
     def list_devices(self) -> list[DeviceRecord]:
         """Every device, by enrollment time."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(select(devices).order_by(devices.c.enrolled_at)).all()
         return [_device(r) for r in rows]
 
@@ -321,7 +367,8 @@ class SqlStore:
     def append_audit(self, event: AuditEvent) -> AuditRecord:
         """Append and commit (durable: WAL with synchronous=FULL, or PostgreSQL commit)."""
         with self._tx() as conn:
-            return self._append(conn, event)
+            record = self._append(conn, event)
+        return self._committed(record)
 
     def audit_records(
         self,
@@ -343,10 +390,82 @@ class SqlStore:
             query = query.where(a.decision == decision)
         if limit is not None:
             query = query.limit(limit)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [_audit(r) for r in conn.execute(query)]
 
     def audit_count(self) -> int:
         """How many audit records exist."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return int(conn.execute(select(func.count()).select_from(audit_log)).scalar_one())
+
+    def audit_record(self, seq: int) -> AuditRecord | None:
+        """One audit record by sequence number."""
+        with self._read() as conn:
+            row = conn.execute(select(audit_log).where(audit_log.c.seq == seq)).first()
+        return _audit(row) if row is not None else None
+
+    def iter_audit(self, *, batch: int = 1000, **filters: Any) -> Iterator[AuditRecord]:
+        """Every (filtered) audit record in order, fetched in batches: constant memory."""
+        after = 0
+        while True:
+            page = self.audit_records(after_seq=after, limit=batch, **filters)
+            yield from page
+            if len(page) < batch:
+                return
+            after = page[-1].seq
+
+    def audit_with_data_before(
+        self, *, events: Sequence[str], before: int, after_seq: int = 0, limit: int = 1000
+    ) -> list[AuditRecord]:
+        """Records of ``events`` written before ``before`` whose data is still held."""
+        a = audit_log.c
+        query = (
+            select(audit_log)
+            .where(a.seq > after_seq, a.event.in_(events), a.at < before, a.data.is_not(None))
+            .order_by(a.seq)
+            .limit(limit)
+        )
+        with self._read() as conn:
+            return [_audit(r) for r in conn.execute(query)]
+
+    def purge_audit_data(self, seqs: Sequence[int]) -> int:
+        """Drop the data of these records; the chain keeps their digests and still verifies."""
+        if not seqs:
+            return 0
+        a = audit_log.c
+        with self._tx() as conn:
+            result = conn.execute(
+                sql_update(audit_log)
+                .where(a.seq.in_(list(seqs)), a.data.is_not(None))
+                .values(data=None)
+            )
+            return result.rowcount
+
+    # gateway credentials (relying parties)
+
+    def add_gateway_credential(self, credential: GatewayCredentialRecord, audit: AuditEvent) -> None:
+        """Store a credential (secret by hash) and its audit record together."""
+        with self._tx() as conn:
+            conn.execute(
+                insert(gateway_credentials).values(
+                    credential_id=credential.credential_id,
+                    name=credential.name,
+                    secret_sha256=credential.secret_sha256,
+                    created_at=credential.created_at,
+                )
+            )
+            record = self._append(conn, audit)
+        self._committed(record)
+
+    def get_gateway_credential(self, credential_id: str) -> GatewayCredentialRecord | None:
+        """The credential, or None."""
+        g = gateway_credentials.c
+        with self._read() as conn:
+            row = conn.execute(
+                select(gateway_credentials).where(g.credential_id == credential_id)
+            ).first()
+        if row is None:
+            return None
+        return GatewayCredentialRecord(
+            row.credential_id, row.name, row.secret_sha256, row.created_at, row.revoked_at
+        )

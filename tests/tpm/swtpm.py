@@ -81,7 +81,7 @@ class SoftwareTpm:
 
     def start(self) -> None:
         """Serve the TPM on fresh loopback ports; returns when it accepts connections."""
-        self.port, self.ctrl_port = free_port(), free_port()
+        self.port, self.ctrl_port = _free_port_pair()
         pid_file = self.state_dir.parent / f"{self.state_dir.name}.pid"
         with contextlib.suppress(FileNotFoundError):
             pid_file.unlink()
@@ -146,6 +146,21 @@ class SoftwareTpm:
         self.start()
 
 
+def _free_port_pair() -> tuple[int, int]:
+    """Ports P and P+1, both free: the swtpm TCTI always uses P+1 as the control channel."""
+    for _ in range(50):
+        port = free_port()
+        if port >= 65535:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port, port + 1
+    raise RuntimeError("no two consecutive free loopback ports for swtpm")
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -184,7 +199,7 @@ def _write_configs(base: Path, ca: LocalCa) -> Path:
 
 
 def manufacture_tpm(base: Path, *, ca: LocalCa | None = None) -> SoftwareTpm:
-    """A new TPM under ``base`` with EK certificates from ``ca`` (a new CA under ``base`` if None)."""
+    """A new TPM under ``base`` with EK certificates from ``ca`` (default: a new CA in ``base``)."""
     tools = require_swtpm()
     base.mkdir(parents=True, exist_ok=True)
     ca = ca or LocalCa(base / "ca")

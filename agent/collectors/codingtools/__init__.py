@@ -45,13 +45,18 @@ def loaded_or_error(source: str, loaded: ConfigFile | None) -> tuple[object, Fin
     return loaded.data, Findings()
 
 
-def find_git_root(start: Path, *, limit: int = 64) -> Path | None:
-    """The nearest directory at or above ``start`` holding ``.git`` (dir or worktree file)."""
-    current = start
+def find_git_root(ctx: CollectionContext, *, limit: int = 64) -> Path | None:
+    """The nearest directory at or above the project holding ``.git`` (dir or worktree file).
+
+    Like git, the search stops below any ``GIT_CEILING_DIRECTORIES`` entry.
+    """
+    separator = ";" if ctx.platform == "windows" else ":"
+    ceilings = {Path(p) for p in ctx.env.get("GIT_CEILING_DIRECTORIES", "").split(separator) if p}
+    current = ctx.project_dir
     for _ in range(limit):
         if (current / ".git").exists():
             return current
-        if current.parent == current:
+        if current.parent == current or current.parent in ceilings:
             return None
         current = current.parent
     return None

@@ -36,7 +36,7 @@ def _from_conf(source: str, path: Path) -> Findings[BaseUrl]:
 def find(ctx: CollectionContext) -> Findings[BaseUrl]:
     """Aider reads all three files; the same file twice is reported once, most specific name."""
     candidates = [("aider:project", ctx.project_dir)]
-    git_root = find_git_root(ctx.project_dir)
+    git_root = find_git_root(ctx)
     if git_root is not None:
         candidates.append(("aider:git-root", git_root))
     candidates.append(("aider:home", ctx.home))

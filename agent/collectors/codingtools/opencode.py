@@ -37,7 +37,7 @@ def _config_files(ctx: CollectionContext) -> list[tuple[str, Path]]:
     user_dir = (Path(xdg) if xdg else ctx.home / ".config") / "opencode"
     files = [("opencode:user", user_dir / name) for name in _NAMES]
     # opencode looks for project files from the working directory up to the git root.
-    stop = find_git_root(ctx.project_dir) or ctx.project_dir
+    stop = find_git_root(ctx) or ctx.project_dir
     directory = ctx.project_dir
     while True:
         files.extend(("opencode:project", directory / name) for name in _NAMES)

@@ -16,6 +16,7 @@ from server.policy import (
     RuleMode,
     TokenSettings,
     load_policy,
+    loader,
     parse_policy,
     policy_warnings,
 )
@@ -173,3 +174,12 @@ def test_every_family_rejects_unknown_keys(family: str) -> None:
     text = f'[policy]\nversion = "v1"\n[rules.{family}]\nbogus = 1\n'
     with pytest.raises(PolicySchemaError, match=rf"line 4: rules\.{family}\.bogus: unknown key"):
         parse_policy(text, source="p.toml")
+
+
+def test_format_in_the_loader_docstring_parses() -> None:
+    doc = loader.__doc__ or ""
+    block = doc.split("::", 1)[1].split("\n\n", 1)[1].split("\nAbsent signals")[0]
+    text = "\n".join(line.removeprefix("    ") for line in block.splitlines())
+    policy = parse_policy(text, source="docstring")
+    assert [r.name for r in policy.rules] == list(FAMILIES)
+    assert policy.token == TokenSettings(ttl_s=900, audience="llm-gateway")

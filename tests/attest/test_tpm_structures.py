@@ -1,0 +1,140 @@
+"""TPM wire parsing, names and KDFs, on the static vectors and on malformed input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from attest.b64 import b64url_decode
+from attest.tpm import (
+    TPM_GENERATED_VALUE,
+    EccParameters,
+    ObjectAttributes,
+    RsaParameters,
+    TpmAlg,
+    TpmEccCurve,
+    TpmSt,
+    TpmStructureError,
+    kdfa,
+    parse_certify_info,
+    parse_signature,
+    parse_tpm2b_public,
+    parse_tpmt_public,
+    tpm_name,
+)
+
+VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "tpm"
+
+
+def statement(name: str) -> dict[str, str]:
+    doc = json.loads((VECTORS / f"{name}.json").read_text())
+    result: dict[str, str] = doc["statement"]
+    return result
+
+
+def member(name: str, key: str) -> bytes:
+    return b64url_decode(statement(name)[key])
+
+
+def test_parse_p384_ek() -> None:
+    ek = parse_tpmt_public(member("valid_ecc_p384_ek", "ek_public"))
+    assert ek.type == TpmAlg.ECC
+    assert ek.name_alg == TpmAlg.SHA384
+    assert isinstance(ek.parameters, EccParameters)
+    assert ek.parameters.curve == TpmEccCurve.NIST_P384
+    assert (ek.parameters.symmetric.algorithm, ek.parameters.symmetric.key_bits) == (
+        TpmAlg.AES,
+        256,
+    )
+    assert ek.has(ObjectAttributes.RESTRICTED | ObjectAttributes.DECRYPT)
+    assert len(ek.name) == 2 + 48
+
+
+def test_parse_rsa_ek() -> None:
+    ek = parse_tpmt_public(member("valid_rsa2048_ek", "ek_public"))
+    assert isinstance(ek.parameters, RsaParameters)
+    assert ek.parameters.key_bits == 2048
+    assert len(ek.parameters.modulus) == 256
+    assert ek.public_key().key_size == 2048
+    assert not ek.has(ObjectAttributes.USER_WITH_AUTH)  # needs PolicySecret(endorsement)
+    assert len(ek.auth_policy) == 32
+
+
+def test_parse_signing_key_and_ak() -> None:
+    key = parse_tpmt_public(member("valid_ecc_p384_ek", "key_public"))
+    ak = parse_tpmt_public(member("valid_ecc_p384_ek", "ak_public"))
+    assert key.has(ObjectAttributes.FIXED_TPM | ObjectAttributes.SIGN_ENCRYPT)
+    assert not key.has(ObjectAttributes.RESTRICTED)
+    assert ak.has(ObjectAttributes.RESTRICTED | ObjectAttributes.SIGN_ENCRYPT)
+    assert ak.parameters.scheme.scheme == TpmAlg.ECDSA
+    assert ak.parameters.scheme.hash_alg == TpmAlg.SHA256
+
+
+def test_tpm2b_public_wraps_tpmt_public() -> None:
+    raw = member("valid_ecc_p384_ek", "key_public")
+    wrapped = len(raw).to_bytes(2, "big") + raw
+    assert parse_tpm2b_public(wrapped) == parse_tpmt_public(raw)
+
+
+def test_certify_info_and_name() -> None:
+    info = parse_certify_info(member("valid_ecc_p384_ek", "certify_info"))
+    key_public = member("valid_ecc_p384_ek", "key_public")
+    assert info.magic == TPM_GENERATED_VALUE
+    assert info.type == TpmSt.ATTEST_CERTIFY
+    assert info.name == tpm_name(TpmAlg.SHA256, key_public)
+    assert info.extra_data == b64url_decode(
+        json.loads((VECTORS / "valid_ecc_p384_ek.json").read_text())["expected_nonce"]
+    )
+    assert info.qualified_name[:2] == TpmAlg.SHA256.to_bytes(2, "big")
+
+
+def test_signature() -> None:
+    sig = parse_signature(member("valid_ecc_p384_ek", "certify_signature"))
+    assert (sig.sig_alg, sig.hash_alg) == (TpmAlg.ECDSA, TpmAlg.SHA256)
+    assert sig.ecdsa_r > 0
+    assert sig.ecdsa_s > 0
+
+
+@pytest.mark.parametrize(
+    ("parse", "field"),
+    [
+        (parse_tpmt_public, "key_public"),
+        (parse_tpmt_public, "ek_public"),
+        (parse_certify_info, "certify_info"),
+        (parse_signature, "certify_signature"),
+    ],
+)
+def test_truncated_and_trailing_bytes_are_refused(parse: object, field: str) -> None:
+    assert callable(parse)
+    raw = member("valid_rsa2048_ek", field)
+    with pytest.raises(TpmStructureError, match="truncated"):
+        parse(raw[:-1])
+    with pytest.raises(TpmStructureError, match="trailing bytes"):
+        parse(raw + b"\0")
+
+
+def test_unsupported_object_type() -> None:
+    keyed_hash = TpmAlg.KEYEDHASH.to_bytes(2, "big") + bytes(20)
+    with pytest.raises(TpmStructureError, match="only RSA and ECC"):
+        parse_tpmt_public(keyed_hash)
+
+
+def test_unsupported_signature_algorithm() -> None:
+    with pytest.raises(TpmStructureError, match="only ECDSA, RSASSA and RSAPSS"):
+        parse_signature(TpmAlg.ECDAA.to_bytes(2, "big") + bytes(8))
+
+
+def test_kdfa_is_sp800_108_counter_mode() -> None:
+    # Independent HMAC construction of Part 1 §11.4.10.2 for a two-block output.
+    import hmac
+
+    key, label, ctx = b"k" * 32, b"STORAGE", b"\x00\x0bname"
+    blocks = b"".join(
+        hmac.new(
+            key, i.to_bytes(4, "big") + label + b"\0" + ctx + (384).to_bytes(4, "big"), "sha256"
+        ).digest()
+        for i in (1, 2)
+    )
+    assert kdfa(TpmAlg.SHA256, key, label, ctx, b"", 384) == blocks[:48]
