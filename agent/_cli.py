@@ -1,7 +1,8 @@
 """``envattest``: the agent CLI. The only module here that prints or exits.
 
 Imports are deferred into each command so that ``envattest token`` with a valid cached token
-touches nothing but the standard library.
+touches nothing but the standard library (and ``attest/__init__``, for the version); a test
+holds that line.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from attest import __version__ as VERSION
+
 if TYPE_CHECKING:
     from agent.client import VerifierClient
     from agent.collectors import CollectionContext
@@ -22,7 +25,6 @@ if TYPE_CHECKING:
     from attest.keys import KeyProvider
     from attest.manifest import Manifest
 
-VERSION = "0.1.0"
 EXIT_ERROR, EXIT_DENIED, EXIT_CONSENT = 1, 3, 4
 
 
@@ -240,7 +242,8 @@ def _cmd_attest(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_token(args: argparse.Namespace) -> int:
+def _token(args: argparse.Namespace) -> str:
+    """A valid access token: the cached one (stdlib only), else a fresh attestation."""
     from agent.tokencache import cached_token
 
     if args.home:
@@ -254,8 +257,45 @@ def _cmd_token(args: argparse.Namespace) -> int:
         from agent.home import AgentHome
 
         token = _attest(args, AgentHome(root)).granted.access_token
-    sys.stdout.write(token + "\n")
+    return token
+
+
+def _cmd_token(args: argparse.Namespace) -> int:
+    sys.stdout.write(_token(args) + "\n")
     return 0
+
+
+def _cmd_exec(args: argparse.Namespace) -> int:
+    from agent.execwrap import check_env_var_name, command_argv, run_with_token
+
+    check_env_var_name(args.env_var)
+    command_argv(args.command)  # usage errors before any attestation
+    token = _token(args)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return run_with_token(args.command, env_var=args.env_var, token=token, environ=os.environ)
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from agent.doctor import run_checks
+
+    report = run_checks(
+        _home(args),
+        client_factory=_client,
+        key_loader=_load_key,
+        context_factory=lambda: _context(args),
+        environ=os.environ,
+        server=args.server,
+        ca_file=args.ca_file,
+    )
+    if args.json:
+        _print_json(report.to_json())
+    else:
+        width = max(len(c.name) for c in report.checks)
+        for check in report.checks:
+            fix = f" -> {check.fix}" if check.status == "FAIL" and check.fix else ""
+            print(f"{check.status}  {check.name:<{width}}  {check.detail}{fix}")
+    return 0 if report.ok else EXIT_ERROR
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -434,6 +474,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--project", help="project directory for project-level tool settings")
     p.set_defaults(func=_cmd_token)
 
+    p = sub.add_parser(
+        "exec",
+        help="run a command with a fresh access token in an environment variable",
+        description="Run COMMAND with a valid access token in the environment variable NAME "
+        "(e.g. OPENAI_API_KEY for tools that read their key from the environment). The "
+        "command's exit code is passed through.",
+    )
+    p.add_argument(
+        "--env-var",
+        default="ENVATTEST_TOKEN",
+        metavar="NAME",
+        help="environment variable that receives the token (default ENVATTEST_TOKEN)",
+    )
+    p.add_argument("--project", help="project directory for project-level tool settings")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+    p.set_defaults(func=_cmd_exec)
+
+    p = sub.add_parser(
+        "doctor",
+        help="check server, proxy, TLS, enrollment, consent, key and token; say what to fix",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--server", help="check this verifier URL instead of the enrolled one")
+    p.add_argument("--ca-file", help="PEM CA bundle to trust for --server")
+    p.add_argument("--project", help="project directory for project-level tool settings")
+    p.set_defaults(func=_cmd_doctor)
+
     p = sub.add_parser("status", help="enrollment, key class, consent and token state")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_status)
@@ -461,21 +528,32 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``envattest``."""
     args = build_parser().parse_args(argv)
-    from agent.errors import AccessDeniedError, AgentError, ConsentRequiredError
-    from attest.errors import AttestError
-
     try:
         code: int = args.func(args)
-    except AccessDeniedError as exc:
-        print(f"envattest: {exc}", file=sys.stderr)
-        return EXIT_DENIED
-    except ConsentRequiredError as exc:
-        print(f"envattest: {exc}", file=sys.stderr)
-        return EXIT_CONSENT
-    except (AgentError, AttestError) as exc:
-        print(f"envattest: {exc}", file=sys.stderr)
-        return EXIT_ERROR
     except KeyboardInterrupt:
         print("envattest: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        return _exit_code_for(exc)
     return code
+
+
+def _exit_code_for(exc: Exception) -> int:
+    """Print an agent error as one line and map it to an exit code; re-raise anything else.
+
+    The error classes are imported here, not at the top, to keep the cached-token path light.
+    """
+    from agent.errors import AccessDeniedError, AgentError, ConsentRequiredError
+    from agent.execwrap import CommandError
+    from attest.errors import AttestError
+
+    if not isinstance(exc, AgentError | AttestError):
+        raise exc
+    print(f"envattest: {exc}", file=sys.stderr)
+    if isinstance(exc, AccessDeniedError):
+        return EXIT_DENIED
+    if isinstance(exc, ConsentRequiredError):
+        return EXIT_CONSENT
+    if isinstance(exc, CommandError):
+        return exc.exit_code
+    return EXIT_ERROR

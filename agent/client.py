@@ -35,6 +35,21 @@ class Granted:
     reasons: list[str]
 
 
+def tls_trust_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate-verification error behind ``exc``, if that is what failed."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    # httpx re-raises httpcore's error with the SSL error only in its message
+    if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+        return ssl.SSLCertVerificationError(str(exc))
+    return None
+
+
 def ssl_context(ca_file: str | None) -> ssl.SSLContext:
     """OS trust store, plus a private CA if given."""
     import truststore
@@ -78,6 +93,14 @@ class VerifierClient:
         try:
             return self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
+            untrusted = tls_trust_failure(exc)
+            if untrusted is not None:
+                reason = getattr(untrusted, "verify_message", None) or str(untrusted)
+                raise ServerUnreachableError(
+                    f"the verifier's TLS certificate at {self.base_url} is not trusted "
+                    f"({reason}); if your organisation uses a private CA, pass --ca-file "
+                    "CA.pem to 'envattest init' or add the CA to this machine's trust store"
+                ) from exc
             raise ServerUnreachableError(
                 f"cannot reach the verifier at {self.base_url} ({exc.__class__.__name__}: "
                 f"{exc}); check the URL, your network and proxy, or run 'envattest doctor'"

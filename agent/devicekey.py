@@ -58,7 +58,7 @@ def create_key(home: AgentHome, provider: ProviderName, *, tcti: str | None) -> 
     if provider is ProviderName.TPM2:
         from attest.keys.tpm2 import Tpm2Key
 
-        return Tpm2Key.create(home.tpm_dir, tcti=tcti)  # type: ignore[no-any-return]
+        return Tpm2Key.create(home.tpm_dir, tcti=tcti)
     raise KeyProviderError(
         f"the {provider.value} provider is not available on this platform; use --key auto"
     )
@@ -77,5 +77,5 @@ def load_key(home: AgentHome, enrollment: Enrollment) -> KeyProvider:
     if provider is ProviderName.TPM2:
         from attest.keys.tpm2 import Tpm2Key
 
-        return Tpm2Key.load(home.tpm_dir, tcti=enrollment.tcti)  # type: ignore[no-any-return]
+        return Tpm2Key.load(home.tpm_dir, tcti=enrollment.tcti)
     raise KeyProviderError(f"the {provider.value} provider is not available on this platform")

@@ -43,6 +43,7 @@ class BenchServer:
     workers: int = 1
     http: str = "auto"
     loop: str = "auto"
+    patches: str = ""
     process: subprocess.Popen[bytes] | None = None
     log_path: Path = field(init=False)
 
@@ -65,7 +66,7 @@ class BenchServer:
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=clean_env(),
+                env=clean_env(ENVATTEST_BENCH_PATCHES=self.patches),
                 cwd=REPO,
             )  # fmt: skip
         deadline = time.monotonic() + 30
@@ -110,6 +111,17 @@ class BenchServer:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+
+
+def disable_rate_limits(data_dir: Path) -> None:
+    """All load comes from 127.0.0.1 and a few devices, so the per-IP and per-device limits
+    (right for production) would answer 429 within a second: turn them off for benchmarks."""
+    config = data_dir / "server.toml"
+    text = config.read_text()
+    for name in ("rate_limit_per_minute", "device_rate_limit_per_minute"):
+        if name not in text:
+            text += f"{name} = 0\n"
+    config.write_text(text)
 
 
 @dataclass(frozen=True)
@@ -369,3 +381,59 @@ def median(values: Sequence[float]) -> float:
 def last_line_json(doc: dict[str, Any]) -> None:
     """Print the one machine-readable result, as the last line."""
     print(json.dumps(doc, sort_keys=True))
+
+
+def inprocess_pipeline(data_dir: Path, seconds: float) -> dict[str, float]:
+    """Challenge -> attest through ``Verifier`` directly (no HTTP), one thread: what the
+    pipeline and its three commits cost without the web stack. Uses its own enrolled key."""
+    from attest.evidence import ConsentClaim, new_claims, sign_evidence
+    from attest.keys.software import SoftwareKey
+    from server.config import load_config
+    from server.runtime import build_runtime
+    from tests.servers import run_server_cli
+
+    runtime = build_runtime(load_config(data_dir))
+    token = run_server_cli(
+        ["enroll-token", "create", "--data-dir", str(data_dir), "--uses", "1"]
+    ).strip()
+    key = SoftwareKey.create(data_dir.parent / "inprocess-key.pem")
+    device_id = runtime.enrollment.enroll_without_proof(
+        enrollment_token=token, jwk=key.public_jwk(), key_attestation={"format": "none"}
+    ).device_id
+    manifest = runtime.manifest
+    fields = tuple(sorted(manifest.field_ids))
+    signals = {r.field.id: r.field.example for r in manifest.fields}
+    sign_s = 0.0
+
+    def cycle() -> None:
+        nonlocal sign_s
+        nonce = runtime.verifier.challenge(device_id).nonce
+        now = int(time.time())
+        t0 = time.process_time()
+        evidence = sign_evidence(
+            new_claims(
+                nonce=nonce,
+                device_id=device_id,
+                consent=ConsentClaim(manifest.sha256, now, fields),  # type: ignore[arg-type]
+                signals=signals,
+                now=now,
+            ),
+            key.sign,
+        )
+        sign_s += time.process_time() - t0
+        runtime.verifier.attest(evidence.encode())
+
+    for _ in range(10):
+        cycle()
+    sign_s, cycles = 0.0, 0
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    while time.perf_counter() - wall0 < seconds:
+        cycle()
+        cycles += 1
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0 - sign_s
+    runtime.store.engine.dispose()
+    return {
+        "cycles_per_s": round(cycles / wall, 1),
+        "wall_ms_per_cycle": round(1000 * wall / cycles, 3),
+        "server_cpu_ms_per_cycle": round(1000 * cpu / cycles, 3),
+    }

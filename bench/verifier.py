@@ -25,8 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._load import (  # noqa: E402
     BenchServer,
+    disable_rate_limits,
     crypto_pairs_per_s,
     enroll_agents,
+    inprocess_pipeline,
     last_line_json,
     run_load,
 )
@@ -61,7 +63,8 @@ def _postgres_available() -> str | None:
 
 
 def _profile(server: BenchServer, seconds: float, out: Path) -> subprocess.Popen[bytes] | None:
-    """py-spy over the server and its workers for the measured window (raw collapsed stacks)."""
+    """py-spy over the server and its workers for the measured window: raw collapsed stacks of
+    the thread holding the GIL (where Python CPU goes; fsync waits release the GIL)."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists() or server.process is None:
         print("  (py-spy not found; no profile)")
@@ -70,7 +73,7 @@ def _profile(server: BenchServer, seconds: float, out: Path) -> subprocess.Popen
         [
             spy, "record", "--pid", str(server.process.pid), "--subprocesses",
             "--duration", str(max(1, int(seconds))), "--rate", "250", "--format", "raw",
-            "--output", str(out), "--nonblocking",
+            "--output", str(out), "--nonblocking", "--gil",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -86,6 +89,7 @@ def run_mode(
     load_processes: int,
     http: str,
     loop: str,
+    patches: str,
     profile_dir: Path | None,
 ) -> dict[str, Any]:
     """One mode: fresh data directory, server, enrolled agents, warm-up, measured run."""
@@ -93,8 +97,11 @@ def run_mode(
         mode, Path(tmp)
     ) as url:
         handle = init_verifier(Path(tmp) / "verifier", database_url=url)
+        disable_rate_limits(handle.data_dir)
         workers = 2 if mode == "sqlite-2w" else 1
-        server = BenchServer(handle.data_dir, handle.port, workers=workers, http=http, loop=loop)
+        server = BenchServer(
+            handle.data_dir, handle.port, workers=workers, http=http, loop=loop, patches=patches
+        )
         server.start()
         try:
             enrolled = enroll_agents(
@@ -116,7 +123,10 @@ def run_mode(
                 spy.wait(timeout=seconds + 30)
         finally:
             server.stop()
-    return result.figures()
+        figures = result.figures()
+        if mode == "sqlite-1w":
+            figures["inprocess_pipeline"] = inprocess_pipeline(handle.data_dir, min(3.0, seconds))
+    return figures
 
 
 def main() -> int:
@@ -129,6 +139,9 @@ def main() -> int:
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--http", default="auto", help="uvicorn --http (h11, httptools)")
     parser.add_argument("--loop", default="auto", help="uvicorn --loop (asyncio, uvloop)")
+    parser.add_argument(
+        "--patches", default="", help="proposed server changes to try (bench/_experiments.py)"
+    )
     parser.add_argument("--profile-dir", type=Path, default=None, help="py-spy raw stacks here")
     args = parser.parse_args()
 
@@ -152,6 +165,7 @@ def main() -> int:
             load_processes=args.load_processes,
             http=args.http,
             loop=args.loop,
+            patches=args.patches,
             profile_dir=args.profile_dir,
         )
         got["crypto_ratio"] = round(got["cycles_per_s"] / pairs, 4)
@@ -168,6 +182,13 @@ def main() -> int:
             f"client {got['client_cpu_ms_per_cycle']} ms CPU/cycle  "
             f"crypto_ratio {got['crypto_ratio']}"
         )
+        if "inprocess_pipeline" in got:
+            inproc = got["inprocess_pipeline"]
+            print(
+                f"{'':>10}  same pipeline in-process, one thread, no HTTP: "
+                f"{inproc['cycles_per_s']} cycles/s, {inproc['wall_ms_per_cycle']} ms wall and "
+                f"{inproc['server_cpu_ms_per_cycle']} ms CPU per cycle"
+            )
         for sample in got["error_samples"]:
             print(f"    error: {sample}")
     for mode, why in skipped.items():
@@ -178,6 +199,7 @@ def main() -> int:
             "agents": args.agents,
             "concurrency": args.concurrency,
             "load_processes": args.load_processes,
+            "patches": args.patches,
             "crypto_pairs_per_s": round(pairs, 1),
             "modes": figures,
             "skipped": skipped,

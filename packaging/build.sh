@@ -2,7 +2,8 @@
 # Build the envattest agent binary for this OS into dist/ (see packaging/README.md).
 #
 #   packaging/build.sh            one file:   dist/envattest (dist/envattest.exe on Windows)
-#   packaging/build.sh --onedir   one folder: dist/envattest/envattest (faster start-up)
+#   packaging/build.sh --onedir   one folder: dist/onedir/envattest/envattest (faster start-up)
+#   --with-tpm                    include TPM 2.0 support (Linux; needs tpm2-pytss installed)
 #
 # Uses PYTHON if set, else .venv's Python, else python3. Works in Git Bash on Windows.
 set -euo pipefail
@@ -10,12 +11,14 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 mode=onefile
+export ENVATTEST_WITH_TPM=0
 for arg in "$@"; do
   case "$arg" in
     --onedir) mode=onedir ;;
     --onefile) mode=onefile ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
-    *) echo "build.sh: unknown option $arg (use --onefile or --onedir)" >&2; exit 2 ;;
+    --with-tpm) ENVATTEST_WITH_TPM=1 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    *) echo "build.sh: unknown option $arg (use --onefile, --onedir, --with-tpm)" >&2; exit 2 ;;
   esac
 done
 
@@ -31,6 +34,10 @@ fi
 
 if ! "$py" -c "import PyInstaller" 2>/dev/null; then
   echo "build.sh: PyInstaller is not installed for $py; run: $py -m pip install -e '.[dev]'" >&2
+  exit 1
+fi
+if [[ $ENVATTEST_WITH_TPM == 1 ]] && ! "$py" -c "import tpm2_pytss" 2>/dev/null; then
+  echo "build.sh: --with-tpm needs tpm2-pytss: $py -m pip install -e '.[tpm]' (needs libtss2-dev)" >&2
   exit 1
 fi
 
@@ -53,17 +60,17 @@ esac
 
 if [[ $mode == onedir ]]; then
   export ENVATTEST_ONEDIR=1
-  rm -rf "dist/envattest" "dist/envattest$exe_suffix"
-  binary="dist/envattest/envattest$exe_suffix"
+  distpath=$root/dist/onedir
+  binary="dist/onedir/envattest/envattest$exe_suffix"
 else
   export ENVATTEST_ONEDIR=0
-  rm -rf "dist/envattest"
+  distpath=$root/dist
   binary="dist/envattest$exe_suffix"
 fi
 
-echo "building envattest $version ($mode) with $("$py" -c 'import sys; print(sys.version.split()[0])')"
+echo "building envattest $version ($mode, tpm=$ENVATTEST_WITH_TPM) with $("$py" -c 'import sys; print(sys.version.split()[0])')"
 "$py" -m PyInstaller --noconfirm --clean --log-level WARN \
-  --distpath "$root/dist" --workpath "$root/build/pyinstaller-$mode" \
+  --distpath "$distpath" --workpath "$root/build/pyinstaller-$mode" \
   packaging/envattest.spec
 
 reported=$("$binary" --version)
@@ -71,6 +78,9 @@ if [[ "$reported" != "envattest $version" ]]; then
   echo "build.sh: $binary --version says '$reported', expected 'envattest $version'" >&2
   exit 1
 fi
-size=$(du -sh "${binary%/envattest$exe_suffix}" 2>/dev/null | cut -f1)
-[[ $mode == onefile ]] && size=$(du -h "$binary" | cut -f1)
+if [[ $mode == onedir ]]; then
+  size=$(du -sh "dist/onedir/envattest" | cut -f1)
+else
+  size=$(du -h "$binary" | cut -f1)
+fi
 echo "built $binary ($reported, $size)"

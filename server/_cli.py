@@ -1,4 +1,5 @@
-"""``envattest-server``: the verifier's admin CLI. The only module here that prints or exits."""
+"""``envattest-server``: the verifier's admin CLI. With ``_cli_admin`` the only modules here
+that print or exit; the work is done by ``server.admin``, ``server.serve`` and friends."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from attest import __version__
+from server import _cli_admin
 from server.errors import ServerError
+from server.policy import PolicyError
 
 
-def _data_dir(parser: argparse.ArgumentParser) -> None:
+def data_dir_option(parser: argparse.ArgumentParser) -> None:
+    """``--data-dir``, required by every command that uses a data directory."""
     parser.add_argument(
         "--data-dir",
         type=Path,
@@ -28,29 +32,54 @@ def _cmd_init(args: argparse.Namespace) -> int:
     print(f"initialised {config.data_dir}")
     print(f"  database: {config.resolved_database_url}")
     print(f"  manifest: {config.manifest_path}")
+    print(f"  policy:   {config.policy_path} (neutral default; edit, then SIGHUP)")
     print("next: envattest-server enroll-token create --data-dir ... ; envattest-server serve ...")
     return 0
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from server.app import build_runtime, create_app
     from server.config import load_config
+    from server.serve import ServeOptions, serve
 
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ServerError("give both --tls-cert and --tls-key, or neither")
+    if args.purge_interval is not None and args.purge_interval < 1:
+        raise ServerError("--purge-interval must be at least 1 second")
     config = load_config(args.data_dir, tpm_roots=args.tpm_roots)
-    runtime = build_runtime(config)
-    app = create_app(runtime)
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        ssl_certfile=args.tls_cert,
-        ssl_keyfile=args.tls_key,
-        access_log=False,
-        workers=None,
+    serve(
+        config,
+        ServeOptions(
+            host=args.host,
+            port=args.port,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            log_level=args.log_level,
+            log_format=args.log_format,
+            purge_interval_s=args.purge_interval,
+        ),
     )
+    return 0
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from server.config import load_config
+    from server.store import AuditEvent
+    from server.store.migrate import current_revision, head_revision, upgrade
+    from server.store.sql import SqlStore, make_engine
+
+    config = load_config(args.data_dir)
+    engine = make_engine(config.resolved_database_url)
+    try:
+        before = current_revision(engine)
+        upgrade(engine)
+        after = head_revision()
+        if before != after:
+            SqlStore(engine).append_audit(
+                AuditEvent("admin.migrate", None, None, {"from": before, "to": after})
+            )
+    finally:
+        engine.dispose()
+    print(f"database schema: {before or 'empty'} -> {after}")
     return 0
 
 
@@ -83,35 +112,66 @@ def _cmd_enroll_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_openapi(args: argparse.Namespace) -> int:
+    from server.openapi import openapi_document, render_openapi
+
+    text = render_openapi(openapi_document())
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used to render help in docs)."""
     parser = argparse.ArgumentParser(prog="envattest-server", description=__doc__)
     parser.add_argument("--version", action="version", version=f"envattest-server {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("init", help="create a data directory: keys, database, manifest")
-    _data_dir(p)
+    p = sub.add_parser("init", help="create a data directory: keys, database, manifest, policy")
+    data_dir_option(p)
     p.add_argument("--issuer", default="envattest", help="token issuer (iss) name or URL")
     p.add_argument("--database-url", default="", help="SQLAlchemy URL; default SQLite file")
     p.set_defaults(func=_cmd_init)
 
-    p = sub.add_parser("serve", help="run the verifier")
-    _data_dir(p)
+    p = sub.add_parser("serve", help="run the verifier (SIGHUP reloads manifest, policy, keys)")
+    data_dir_option(p)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--tpm-roots", default=None, help="directory of trusted TPM EK CA PEMs")
     p.add_argument("--tls-cert", default=None, help="PEM certificate chain for HTTPS")
     p.add_argument("--tls-key", default=None, help="PEM private key for HTTPS")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--log-format", default="text", choices=["json", "text"], help="json: one object a line"
+    )
+    p.add_argument(
+        "--purge-interval",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="run retention (like 'purge') every SECONDS; default off",
+    )
     p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("migrate", help="bring the database schema to this version (keeps data)")
+    data_dir_option(p)
+    p.set_defaults(func=_cmd_migrate)
 
     p = sub.add_parser("enroll-token", help="manage enrollment tokens")
     tsub = p.add_subparsers(dest="action", required=True)
     c = tsub.add_parser("create", help="create a token (printed once; stored hashed)")
-    _data_dir(c)
+    data_dir_option(c)
     c.add_argument("--uses", type=int, default=1, help="how many enrollments it allows")
     c.add_argument("--expires-in", type=int, default=86400, help="lifetime in seconds")
     c.set_defaults(func=_cmd_enroll_token)
+
+    p = sub.add_parser("openapi", help="print the OpenAPI document (docs/openapi.json)")
+    p.add_argument("--output", default=None, help="write to this file instead of stdout")
+    p.set_defaults(func=_cmd_openapi)
+
+    _cli_admin.add_commands(sub, data_dir_option)
     return parser
 
 
@@ -120,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except ServerError as exc:
+    except (ServerError, PolicyError) as exc:
         print(f"envattest-server: {exc}", file=sys.stderr)
         return 2
     return code

@@ -8,9 +8,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from attest import __version__
-from server.api import device, operations, protocol
+from server.api import device, operations, protocol, relying
 from server.errors import BadRequestError, ProblemError
 from server.limits import BodyLimitMiddleware
+from server.metrics import RequestMetricsMiddleware
+from server.openapi import install_openapi
+from server.ratelimit import RateLimitMiddleware
 from server.runtime import Runtime, build_runtime
 
 PROBLEM_JSON = "application/problem+json"
@@ -20,9 +23,11 @@ __all__ = ["build_runtime", "create_app", "problem_response"]
 
 def problem_response(error: ProblemError) -> JSONResponse:
     """An RFC 9457 answer."""
-    headers = {"Retry-After": str(error.retry_after_s)} if error.retry_after_s else None
     return JSONResponse(
-        error.to_problem(), status_code=error.status, media_type=PROBLEM_JSON, headers=headers
+        error.to_problem(),
+        status_code=error.status,
+        media_type=PROBLEM_JSON,
+        headers=error.response_headers() or None,
     )
 
 
@@ -62,7 +67,17 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.state.runtime = runtime
     _install_error_handlers(app)
-    for module in (protocol, device, operations):
+    for module in (protocol, device, relying, operations):
         app.include_router(module.router(runtime))
+    install_openapi(app)
+    # the last added runs first: metrics see every answer, the body limit precedes parsing
+    app.add_middleware(
+        RateLimitMiddleware,
+        per_ip=runtime.ip_limiter,
+        per_device=runtime.device_limiter,
+        metrics=runtime.metrics,
+    )
     app.add_middleware(BodyLimitMiddleware, max_bytes=runtime.config.max_body_bytes)
+    paths = {str(getattr(route, "path", "")) for route in app.routes}
+    app.add_middleware(RequestMetricsMiddleware, metrics=runtime.metrics, routes=paths)
     return app

@@ -26,7 +26,9 @@ class ServerConfig:
     enrollment_ttl_s: int = 300
     max_body_bytes: int = 64 * 1024
     max_iat_skew_s: int = 300
-    rate_limit_per_minute: int = 600
+    rate_limit_per_minute: int = 600  # per client IP, per replica; 0 disables
+    device_rate_limit_per_minute: int = 120  # per device (challenge + attest); 0 disables
+    authz_audience: str = ""  # when set, /v1/authz and /v1/introspect require this aud
 
     @property
     def manifest_path(self) -> Path:

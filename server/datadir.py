@@ -51,6 +51,33 @@ def default_manifest(verifier: str) -> bytes:
     return render_manifest(verifier, entries)
 
 
+DEFAULT_POLICY_TOML = """\
+# The neutral default policy written by 'envattest-server init': the same rules as the
+# built-in default (server.policy.defaults). Edit it for your organisation, check it with
+# 'envattest-server policy check FILE', then reload a running server with SIGHUP.
+# Examples: server/examples/policy-*.toml.
+
+[policy]
+version = "default-1"
+description = "Default: any key class, the manifest's enforce fields, bounded clock skew"
+
+[token]
+ttl_s = 900
+audience = "envattest"
+
+[rules.key_class]
+mode = "enforce"
+allowed = ["tpm2", "hardware-unverified", "software"]
+
+[rules.clock_skew]
+mode = "enforce"
+max_skew_s = 300
+
+[rules.required_fields]
+mode = "enforce"
+"""
+
+
 def _toml_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -58,7 +85,9 @@ def _toml_string(value: str) -> str:
 def init_data_dir(
     data_dir: Path, *, issuer: str, database_url: str = "", policy_text: str | None = None
 ) -> ServerConfig:
-    """Create everything ``serve`` needs; refuses to overwrite an existing data directory."""
+    """Create everything ``serve`` needs; refuses to overwrite an existing data directory.
+
+    ``policy_text`` defaults to ``DEFAULT_POLICY_TOML``."""
     if (data_dir / CONFIG_FILE).exists():
         raise ConfigError(f"{data_dir} is already initialised ({CONFIG_FILE} exists)")
     ensure_private_dir(data_dir)
@@ -69,8 +98,8 @@ def init_data_dir(
     config = load_config(data_dir)
     KeyRing.create_key(config.keys_dir, now=int(time.time()))
     write_private_atomic(config.manifest_path, default_manifest(f"envattest verifier {issuer}"))
-    if policy_text is not None:
-        write_private_atomic(config.policy_path, policy_text.encode())
+    policy = DEFAULT_POLICY_TOML if policy_text is None else policy_text
+    write_private_atomic(config.policy_path, policy.encode())
     engine = make_engine(config.resolved_database_url)
     try:
         upgrade(engine)

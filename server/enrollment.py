@@ -13,14 +13,19 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from attest.errors import FormatError
+from attest.b64 import b64url_decode, b64url_encode
+from attest.errors import FormatError, KeyAttestationError
 from attest.jwk import jwk_thumbprint, load_public_jwk, public_jwk
+from attest.keyattest import TrustStore, make_activation_challenge, verify_tpm2_key_attestation
 from attest.keys import KeyClass
 from server.errors import BadRequestError, EnrollmentRejectedError
-from server.store import AuditEvent, DeviceRecord
+from server.store import AuditEvent, DeviceRecord, NonceOutcome, PendingEnrollment
 from server.store.sql import DuplicateKeyError, SqlStore
+
+NONCE_BYTES = 32
 
 
 def token_sha256(token: str) -> str:
@@ -36,6 +41,21 @@ def new_enrollment_token() -> str:
 def new_device_id() -> str:
     """A fresh, unguessable device id."""
     return "dev_" + secrets.token_urlsafe(18)
+
+
+def enrollment_binding(enrollment_token: str) -> str:
+    """What an enrollment nonce is bound to: the token it will be spent with."""
+    return f"enroll:{token_sha256(enrollment_token)}"
+
+
+@dataclass(frozen=True)
+class PendingTpm2:
+    """The credential-activation challenge for a TPM enrollment."""
+
+    enrollment_id: str
+    credential_blob: str
+    encrypted_secret: str
+    expires_in: int
 
 
 @dataclass(frozen=True)
@@ -69,6 +89,114 @@ class Enrollment:
         # (3) no proof: the verifier records the key as software, whatever the client says
         return self.add_device(public_jwk(key), KeyClass.SOFTWARE, proof="none")
 
+    def enrollment_nonce(self, enrollment_token: str, *, ttl_s: int) -> str:
+        """A fresh nonce for TPM2_Certify's qualifying data, bound to the enrollment token."""
+        nonce = b64url_encode(secrets.token_bytes(NONCE_BYTES))
+        self.store.add_nonce(
+            nonce,
+            binding=enrollment_binding(enrollment_token),
+            expires_at=int(self._clock()) + ttl_s,
+        )
+        return nonce
+
+    def _refuse(self, reason: str, detail: str) -> EnrollmentRejectedError:
+        self.store.append_audit(
+            AuditEvent("enroll.rejected", None, "reject", {"reason": detail, "format": "tpm2"})
+        )
+        return EnrollmentRejectedError(reason, audit_detail=detail)
+
+    def begin_tpm2(
+        self,
+        *,
+        enrollment_token: str,
+        jwk: Any,
+        statement: dict[str, Any],
+        nonce: str | None,
+        trust_store: TrustStore | None,
+        ttl_s: int,
+    ) -> PendingTpm2:
+        """Format ``tpm2``: verify the key-attestation proof, then challenge the EK."""
+        now = int(self._clock())
+        # (1) this verifier must have an EK trust store (DESIGN: Keys)
+        if trust_store is None:
+            raise BadRequestError(
+                "this verifier does not accept TPM enrollment (no EK trust store configured); "
+                "enroll with --key software or ask the administrator to set --tpm-roots"
+            )
+        # (2) the nonce was issued for this enrollment token and is spent now (single use)
+        if nonce is None:
+            raise BadRequestError("tpm2 enrollment needs the nonce from /v1/enroll/challenge")
+        outcome = self.store.consume_nonce(
+            nonce, binding=enrollment_binding(enrollment_token), now=now
+        )
+        if outcome is not NonceOutcome.CONSUMED:
+            raise self._refuse(
+                "the enrollment nonce is unknown, used or expired; run 'envattest init' again",
+                f"enrollment nonce {outcome.value}",
+            )
+        # (3) EK chain, EK binding, AK and certify checks, key match (attest.keyattest.tpm2)
+        try:
+            verified = verify_tpm2_key_attestation(
+                statement,
+                expected_jwk=jwk,
+                expected_nonce=b64url_decode(nonce),
+                trust_store=trust_store,
+                now=datetime.fromtimestamp(now, UTC),
+            )
+        except (KeyAttestationError, FormatError) as exc:
+            raise self._refuse(
+                "the TPM key attestation was not accepted; run 'envattest doctor', or enroll "
+                "with --key software if this machine has no usable TPM",
+                f"tpm2 proof: {exc}",
+            ) from exc
+        # (4) the enrollment token is spent only for a proof that holds
+        self.spend_token(enrollment_token)
+        # (5) MakeCredential to the EK, bound to the AK name: only that TPM can answer
+        challenge = make_activation_challenge(verified)
+        enrollment_id = "enr_" + secrets.token_urlsafe(18)
+        self.store.add_pending_enrollment(
+            PendingEnrollment(
+                enrollment_id=enrollment_id,
+                public_jwk=verified.public_jwk,
+                secret_sha256=hashlib.sha256(challenge.secret).hexdigest(),
+                details={
+                    "ek_certificate_sha256": verified.ek_certificate_sha256,
+                    "ek_public_sha256": verified.ek_public_sha256,
+                    "ak_name": verified.ak_name.hex(),
+                    "key_name": verified.key_name.hex(),
+                },
+                expires_at=now + ttl_s,
+            )
+        )
+        return PendingTpm2(
+            enrollment_id=enrollment_id,
+            credential_blob=b64url_encode(challenge.credential_blob),
+            encrypted_secret=b64url_encode(challenge.encrypted_secret),
+            expires_in=ttl_s,
+        )
+
+    def activate_tpm2(self, *, enrollment_id: str, secret: str) -> EnrolledDevice:
+        """(6) the activation secret proves the AK lives with the EK: only now is it ``tpm2``."""
+        pending = self.store.take_pending_enrollment(enrollment_id, now=int(self._clock()))
+        if pending is None:
+            raise self._refuse(
+                "this enrollment is unknown, expired or already answered; run 'envattest init' "
+                "again with a new enrollment token",
+                f"activation of unknown or expired enrollment {enrollment_id}",
+            )
+        try:
+            presented = b64url_decode(secret)
+        except FormatError:
+            presented = b""
+        if not secrets_match(pending.secret_sha256, presented):
+            raise self._refuse(
+                "credential activation failed: the key is not in the TPM whose EK was presented",
+                f"wrong activation secret for {enrollment_id}",
+            )
+        return self.add_device(
+            pending.public_jwk, KeyClass.TPM2, proof="tpm2", details=pending.details
+        )
+
     def spend_token(self, enrollment_token: str) -> None:
         """Spend one use of an enrollment token or raise EnrollmentRejectedError."""
         now = int(self._clock())
@@ -81,7 +209,14 @@ class Enrollment:
                 "for a new one (envattest-server enroll-token create)"
             )
 
-    def add_device(self, jwk: dict[str, str], key_class: KeyClass, *, proof: str) -> EnrolledDevice:
+    def add_device(
+        self,
+        jwk: dict[str, str],
+        key_class: KeyClass,
+        *,
+        proof: str,
+        details: dict[str, Any] | None = None,
+    ) -> EnrolledDevice:
         """Store a device whose key class the verifier has decided."""
         jkt = jwk_thumbprint(load_public_jwk(jwk))
         device = DeviceRecord(
@@ -95,7 +230,7 @@ class Enrollment:
             "enroll",
             device.device_id,
             "allow",
-            {"key_class": key_class.value, "jkt": jkt, "proof": proof},
+            {"key_class": key_class.value, "jkt": jkt, "proof": proof, **(details or {})},
         )
         try:
             self.store.add_device(device, audit)

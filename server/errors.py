@@ -43,12 +43,21 @@ class ProblemError(ServerError):
         audit_detail: str = "",
         extra: dict[str, Any] | None = None,
         retry_after_s: int | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.audit_detail = audit_detail or detail
         self.extra = extra or {}
         self.retry_after_s = retry_after_s
+        self.headers = headers or {}
+
+    def response_headers(self) -> dict[str, str]:
+        """Headers the answer carries (Retry-After, WWW-Authenticate)."""
+        headers = dict(self.headers)
+        if self.retry_after_s:
+            headers["Retry-After"] = str(self.retry_after_s)
+        return headers
 
     def to_problem(self) -> dict[str, Any]:
         """The RFC 9457 document."""

@@ -8,8 +8,11 @@ in the JWKS until every token they signed has expired.
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,10 +52,13 @@ class KeyRing:
     """The verifier's signing keys: one active, others kept for verification."""
 
     def __init__(self, keys: list[SigningKey]) -> None:
-        if not keys:
-            raise ConfigError("no token-signing key: run 'envattest-server init'")
+        active = [k for k in keys if k.retired_at is None]
+        if not active:
+            raise ConfigError(
+                "no active token-signing key: run 'envattest-server init' or 'keys rotate'"
+            )
         self.keys = keys
-        self.active = next(k for k in reversed(keys) if k.retired_at is None)
+        self.active = active[-1]
 
     @classmethod
     def load(cls, directory: Path) -> KeyRing:
@@ -68,7 +74,10 @@ class KeyRing:
             raise ConfigError(f"{index} is unreadable: {exc}") from exc
         keys = []
         for entry in entries:
-            pem = (directory / f"{entry['kid']}.pem").read_bytes()
+            try:
+                pem = (directory / f"{entry['kid']}.pem").read_bytes()
+            except OSError as exc:
+                raise ConfigError(f"signing key {entry['kid']} is unreadable: {exc}") from exc
             key = serialization.load_pem_private_key(pem, password=None)
             if not isinstance(key, ec.EllipticCurvePrivateKey):
                 raise ConfigError(f"signing key {entry['kid']} is not an EC key")
@@ -93,6 +102,28 @@ class KeyRing:
         write_private_atomic(index, json.dumps(entries, indent=2).encode())
         return SigningKey(kid, private, now)
 
+    @staticmethod
+    def rotate(directory: Path, *, now: int, max_token_ttl_s: int) -> RotatedKeys:
+        """Retire the active key, make a new one active, and drop keys retired longer than
+        ``max_token_ttl_s`` ago (no token they signed can still be valid)."""
+        index = directory / "keys.json"
+        entries: list[dict[str, Any]] = json.loads(index.read_text())
+        kept, dropped = [], []
+        for entry in entries:
+            if entry.get("retired_at") is None:
+                entry["retired_at"] = now
+            if now - int(entry["retired_at"]) > max_token_ttl_s:
+                dropped.append(str(entry["kid"]))
+            else:
+                kept.append(entry)
+        write_private_atomic(index, json.dumps(kept, indent=2).encode())
+        new = KeyRing.create_key(directory, now=now)
+        for kid in dropped:
+            (directory / f"{kid}.pem").unlink(missing_ok=True)
+        return RotatedKeys(
+            active=new.kid, retired=tuple(str(e["kid"]) for e in kept), dropped=tuple(dropped)
+        )
+
     def jwks(self) -> dict[str, Any]:
         """Public keys for relying parties."""
         return {
@@ -112,13 +143,83 @@ class KeyRing:
         return next((k.private_key.public_key() for k in self.keys if k.kid == kid), None)
 
 
+@dataclass(frozen=True)
+class RotatedKeys:
+    """What ``keys rotate`` did."""
+
+    active: str
+    retired: tuple[str, ...]
+    dropped: tuple[str, ...]
+
+
+class KeyRingFile:
+    """The key ring in a directory, re-read when ``keys.json`` changes (rotation by another
+    process or replica). Checks the file's stat at most every ``check_interval_s``."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        check_interval_s: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.directory = directory
+        self._interval = check_interval_s
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._stamp = self._stat()
+        self._ring = KeyRing.load(directory)
+        self._checked = monotonic()
+
+    def _stat(self) -> tuple[int, int]:
+        try:
+            st = os.stat(self.directory / "keys.json")
+        except OSError:
+            return (0, 0)
+        return (st.st_mtime_ns, st.st_ino)
+
+    def reload(self) -> KeyRing:
+        """Re-read now (SIGHUP); on error keep the ring in force and raise."""
+        with self._lock:
+            stamp = self._stat()
+            self._ring = KeyRing.load(self.directory)
+            self._stamp = stamp
+            return self._ring
+
+    def __call__(self) -> KeyRing:
+        """The current ring, reloaded if keys.json changed since the last look."""
+        now = self._monotonic()
+        if now - self._checked < self._interval:
+            return self._ring
+        self._checked = now
+        if self._stat() != self._stamp:
+            try:
+                return self.reload()
+            except ConfigError:
+                return self._ring  # half-written rotation: try again at the next check
+        return self._ring
+
+
 class TokenIssuer:
     """Signs access tokens with the active key and verifies them with any published key."""
 
-    def __init__(self, ring: KeyRing, *, issuer: str, clock: Any = time.time) -> None:
-        self.ring = ring
+    def __init__(
+        self,
+        ring: KeyRing | Callable[[], KeyRing],
+        *,
+        issuer: str,
+        clock: Any = time.time,
+    ) -> None:
+        self._ring_source: Callable[[], KeyRing] = (
+            (lambda: ring) if isinstance(ring, KeyRing) else ring
+        )
         self.issuer = issuer
         self._clock = clock
+
+    @property
+    def ring(self) -> KeyRing:
+        """The key ring in force."""
+        return self._ring_source()
 
     def issue(
         self,

@@ -16,7 +16,8 @@ FIELDS = (
         type_name=_SHAPE,
         description="API base-URL environment variables (ANTHROPIC_BASE_URL, "
         "OPENAI_BASE_URL, OPENAI_API_BASE, AZURE_OPENAI_ENDPOINT, GOOGLE_GEMINI_BASE_URL, "
-        "Bedrock and Vertex ones).",
+        "Bedrock, Vertex and Foundry ones). classification: official (the provider's own API "
+        "host), localhost, private-network (IP literals only) or custom.",
         sensitivity=Sensitivity.MEDIUM,
         example=[
             {
@@ -36,7 +37,7 @@ FIELDS = (
         value_type=list[BaseUrl],
         type_name=_SHAPE,
         description="Base URLs in coding-tool configuration: Claude Code settings env "
-        "blocks, Codex, Aider, Continue, Gemini CLI, opencode.",
+        "blocks, Codex, Aider, Continue, Gemini CLI, opencode; source is tool:scope.",
         sensitivity=Sensitivity.MEDIUM,
         example=[
             {

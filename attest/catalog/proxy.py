@@ -72,9 +72,10 @@ FIELDS = (
         value_type=list[ProxyEndpoint],
         type_name=_ENDPOINT,
         description="Proxies configured for git (http.proxy, https.proxy), npm (proxy, "
-        "https-proxy) and pip (proxy).",
+        "https-proxy), pip (proxy, PIP_PROXY) and Claude Code settings env blocks; source is "
+        "tool:scope:key.",
         sensitivity=Sensitivity.MEDIUM,
-        example=[{**_EXAMPLE_ENDPOINT, "source": "git:http.proxy"}],
+        example=[{**_EXAMPLE_ENDPOINT, "source": "git:global:http.proxy"}],
         never=_NEVER_URL,
     ),
     Field(
@@ -93,9 +94,11 @@ FIELDS = (
         family=Family.PROXY,
         value_type=list[SourceError],
         type_name="list of {source, error}",
-        description="Proxy sources that could not be read, with an error code.",
+        description="Proxy sources that could not be read, with an error code (too-large, "
+        "not-a-file, unreadable, symlink-loop, binary, invalid-json, unexpected-shape, "
+        "invalid-url, invalid-output...).",
         sensitivity=Sensitivity.LOW,
-        example=[{"source": "npm:~/.npmrc", "error": "unreadable"}],
+        example=[{"source": "npm:user", "error": "unreadable"}],
         never="file contents",
     ),
 )

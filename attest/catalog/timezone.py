@@ -20,8 +20,9 @@ FIELDS = (
         family=Family.TIMEZONE,
         value_type=str,
         type_name="string",
-        description="Where the zone name came from: TZ, /etc/localtime, timedatectl, "
-        "registry, systemsetup or unknown.",
+        description="Where the zone name came from: TZ, /etc/localtime, /etc/timezone, "
+        "/etc/sysconfig/clock, /etc/conf.d/clock, timedatectl, registry, systemsetup or "
+        "unknown.",
         sensitivity=Sensitivity.LOW,
         example="/etc/localtime",
     ),

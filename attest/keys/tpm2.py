@@ -55,6 +55,7 @@ from attest.keys import KeyClass, ProviderName
 from attest.privatefile import write_private_atomic
 
 DEFAULT_TCTI = "device:/dev/tpmrm0"
+KEY_FILE_NAME = "tpm2-key.json"
 EkKind = Literal["ecc-p256", "ecc-p384", "rsa2048"]
 
 # kind -> (tpm2-pytss template name, EK certificate NV index, conventional persistent handle)
@@ -82,6 +83,11 @@ def _pytss() -> Any:
     except ImportError as exc:
         raise KeyProviderError(f"TPM keys need tpm2-pytss 3.x; {_INSTALL_HINT}") from exc
     return tpm2_pytss
+
+
+def key_file_path(path: Path) -> Path:
+    """``path`` itself, or ``path / KEY_FILE_NAME`` when it names a directory (no suffix)."""
+    return path / KEY_FILE_NAME if path.is_dir() or not path.suffix else path
 
 
 def _has_resource_manager(tcti: str) -> bool:
@@ -367,9 +373,14 @@ class Tpm2Key:
 
     @classmethod
     def create(
-        cls, path: Path, *, tcti: str = DEFAULT_TCTI, ek_kind: EkKind | None = None
+        cls, path: Path, *, tcti: str | None = None, ek_kind: EkKind | None = None
     ) -> Tpm2Key:
-        """Create the signing key and AK in the TPM and store their blobs at ``path``."""
+        """Create the signing key and AK in the TPM; store their blobs at ``key_file_path(path)``.
+
+        ``tcti`` None means ``DEFAULT_TCTI``; ``ek_kind`` None picks the first EK with a
+        certificate in NV, in the order ecc-p256, ecc-p384, rsa2048.
+        """
+        path, tcti = key_file_path(path), tcti or DEFAULT_TCTI
         with _connect(tcti, "creating the device key") as tpm:
             kind = _pick_ek_kind(tpm, ek_kind)
             srk = _load_srk(tpm, None)
@@ -390,8 +401,9 @@ class Tpm2Key:
         return cls(path, blobs, tcti=tcti)
 
     @classmethod
-    def load(cls, path: Path, *, tcti: str = DEFAULT_TCTI) -> Tpm2Key:
+    def load(cls, path: Path, *, tcti: str | None = None) -> Tpm2Key:
         """Load the key file written by ``create`` (the TPM is only contacted when used)."""
+        path, tcti = key_file_path(path), tcti or DEFAULT_TCTI
         try:
             blobs = _KeyFile.parse(path.read_bytes())
         except FileNotFoundError:
@@ -521,8 +533,9 @@ def _jwk_from_tpm2b_public(tpm2b_public: bytes) -> dict[str, str]:
     return public_jwk(key)
 
 
-def probe_tpm2(tcti: str = DEFAULT_TCTI) -> ProbeResult:
+def probe_tpm2(tcti: str | None = None) -> ProbeResult:
     """Can a ``tpm2`` key be created and attested here? Never raises; fast."""
+    tcti = tcti or DEFAULT_TCTI
     problem = _device_problem(tcti)
     if problem:
         return ProbeResult(False, problem)
@@ -536,4 +549,12 @@ def probe_tpm2(tcti: str = DEFAULT_TCTI) -> ProbeResult:
     return ProbeResult(True, f"TPM 2.0 at {tcti} with an {kind} EK certificate")
 
 
-__all__ = ["DEFAULT_TCTI", "EkKind", "ProbeResult", "Tpm2Key", "probe_tpm2"]
+__all__ = [
+    "DEFAULT_TCTI",
+    "KEY_FILE_NAME",
+    "EkKind",
+    "ProbeResult",
+    "Tpm2Key",
+    "key_file_path",
+    "probe_tpm2",
+]

@@ -1,4 +1,4 @@
-"""The ``windows-pcp`` provider: a P-256 key in the TPM via CNG's Microsoft Platform Crypto Provider.
+"""The ``windows-pcp`` provider: a P-256 TPM key via CNG's Microsoft Platform Crypto Provider.
 
 The key is non-exportable and TPM-backed, but without TPM key attestation the verifier cannot
 check that, so the class is ``hardware-unverified`` and ``attestation()`` is ``{"format": "none"}``.
@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import os
 import struct
-import sys
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -201,21 +200,19 @@ class WindowsPcpKey:
         return {"format": "none"}
 
 
-@dataclass
 class CngPcpBackend:
     """``PcpBackend`` over ncrypt.dll with ctypes (Windows only)."""
 
-    provider_name: str = PROVIDER_NAME
-
-    def __post_init__(self) -> None:
-        if sys.platform != "win32":
+    def __init__(self, provider_name: str = PROVIDER_NAME) -> None:
+        if os.name != "nt":
             raise KeyProviderError("the windows-pcp key provider only works on Windows")
-        self._ncrypt: Any = ctypes.WinDLL("ncrypt.dll")  # type: ignore[attr-defined,unused-ignore]
-        self._provider = ctypes.c_size_t(0)
+        loader: Any = getattr(ctypes, "WinDLL")  # noqa: B009 - absent from ctypes off Windows
+        self._ncrypt: Any = loader("ncrypt.dll")
+        self._provider: ctypes.c_size_t = ctypes.c_size_t(0)
         self._check(
             "NCryptOpenStorageProvider",
             self._ncrypt.NCryptOpenStorageProvider(
-                ctypes.byref(self._provider), ctypes.c_wchar_p(self.provider_name), 0
+                ctypes.byref(self._provider), ctypes.c_wchar_p(provider_name), 0
             ),
         )
 

@@ -46,3 +46,30 @@ class AttestResponse(BaseModel):
     access_token: str
     token_type: str
     expires_in: int
+
+
+class IntrospectionResponse(BaseModel):
+    """RFC 7662 answer; an inactive token gets only ``{"active": false}``."""
+
+    active: bool
+    token_type: str | None = None
+    sub: str | None = None
+    exp: int | None = None
+    iat: int | None = None
+    nbf: int | None = None
+    aud: str | list[str] | None = None
+    iss: str | None = None
+    jti: str | None = None
+    cnf: dict[str, str] | None = None
+    key_class: str | None = None
+    policy_version: str | None = None
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document (extra members such as ``reasons`` may follow)."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    title: str
+    status: int
+    detail: str

@@ -1,9 +1,11 @@
-"""Operations: liveness and readiness."""
+"""Operations: liveness, readiness and Prometheus metrics."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 
+from server.metrics import CONTENT_TYPE_LATEST
 from server.runtime import Runtime
 
 
@@ -21,5 +23,14 @@ def router(runtime: Runtime) -> APIRouter:
         """Readiness: the database answers."""
         runtime.store.ping()
         return {"status": "ready"}
+
+    @api.get(
+        "/metrics",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
+    def metrics() -> Response:
+        """Prometheus metrics of this process (scrape every replica)."""
+        return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     return api

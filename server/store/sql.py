@@ -443,7 +443,9 @@ class SqlStore:
 
     # gateway credentials (relying parties)
 
-    def add_gateway_credential(self, credential: GatewayCredentialRecord, audit: AuditEvent) -> None:
+    def add_gateway_credential(
+        self, credential: GatewayCredentialRecord, audit: AuditEvent
+    ) -> None:
         """Store a credential (secret by hash) and its audit record together."""
         with self._tx() as conn:
             conn.execute(

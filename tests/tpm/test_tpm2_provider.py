@@ -199,6 +199,13 @@ def test_missing_ek_certificate(swtpm: SoftwareTpm, tmp_path: Path) -> None:
         Tpm2Key.create(tmp_path / "key.json", tcti=swtpm.tcti, ek_kind="ecc-p256")
 
 
+def test_directory_path_and_default_tcti(swtpm: SoftwareTpm, tmp_path: Path) -> None:
+    key = Tpm2Key.create(tmp_path / "tpm", tcti=swtpm.tcti)
+    assert (tmp_path / "tpm" / "tpm2-key.json").is_file()
+    assert Tpm2Key.load(tmp_path / "tpm", tcti=swtpm.tcti).public_jwk() == key.public_jwk()
+    assert probe_tpm2(None).reason != ""  # None means device:/dev/tpmrm0 and never raises
+
+
 def test_load_errors(tmp_path: Path) -> None:
     with pytest.raises(KeyProviderError, match="run 'envattest init'"):
         Tpm2Key.load(tmp_path / "absent.json", tcti="device:/dev/null")
@@ -234,3 +241,46 @@ def test_tpm_refuses_to_certify_a_public_only_key(swtpm: SoftwareTpm, tmp_path: 
         with pytest.raises(t.TSS2_Exception, match="authValue or authPolicy is not available"):
             tpm.esapi.certify(external, ak, os.urandom(32), scheme)
     assert ak is not None
+
+
+@pytest.mark.parametrize("template", ["EK-ECC256", "EK-RSA2048", "EK-HIGH-ECC384"])
+def test_make_credential_matches_tpm_activate_credential(
+    template: str, swtpm: SoftwareTpm, tmp_path: Path
+) -> None:
+    # The pure-Python MakeCredential against the TPM's ActivateCredential for each EK template,
+    # including the P-256 EK (AES-128, SHA-256) for which swtpm provisions no certificate.
+    from tpm2_pytss.utils import NVReadEK, create_ek_template
+
+    from attest.keys import tpm2 as provider
+    from attest.tpm import make_credential, parse_tpmt_public
+    from tests.tpm.cases import key_blobs
+
+    Tpm2Key.create(tmp_path / "key.json", tcti=swtpm.tcti, ek_kind="rsa2048")
+    ak_private, ak_public = key_blobs(tmp_path / "key.json", "ak")
+    secret = os.urandom(32)
+    with provider._connect(swtpm.tcti, "lab") as tpm:
+        t = tpm.t
+        srk = provider._load_srk(tpm, None)
+        ak = tpm.track(
+            tpm.esapi.load(
+                srk,
+                t.TPM2B_PRIVATE.unmarshal(ak_private)[0],
+                t.TPM2B_PUBLIC.unmarshal(ak_public)[0],
+            )
+        )
+        tpm.flush(srk)
+        _, ek_template = create_ek_template(template, NVReadEK(tpm.esapi))
+        ek, ek_public, *_ = tpm.esapi.create_primary(None, ek_template, t.ESYS_TR.ENDORSEMENT)
+        tpm.track(ek)
+        parsed = parse_tpmt_public(ek_public.publicArea.marshal())
+        credential = make_credential(parsed, bytes(tpm.esapi.tr_get_name(ak)), secret)
+        session = provider._ek_session(tpm, ek_public)
+        answer = tpm.esapi.activate_credential(
+            ak,
+            ek,
+            t.TPM2B_ID_OBJECT.unmarshal(credential.credential_blob)[0],
+            t.TPM2B_ENCRYPTED_SECRET.unmarshal(credential.encrypted_secret)[0],
+            session1=t.ESYS_TR.PASSWORD,
+            session2=session,
+        )
+    assert bytes(answer) == secret

@@ -19,7 +19,7 @@ from agent.collectors.findings import Findings, failed
 from attest.catalog.values import BaseUrl
 
 _PROVIDER = "google-gemini"
-_URL_KEY = re.compile(r"(?:.*[_-])?(?:base[_-]?url|api[_-]?base)", re.IGNORECASE)
+_URL_KEY = re.compile(r"(?:.*[_-]|api)?(?:base[_-]?url|api[_-]?base)", re.IGNORECASE)
 _MAX_DEPTH = 8  # settings are shallow; a deeper file is searched no further
 
 

@@ -9,7 +9,9 @@ def test_sections_subsections_and_case() -> None:
     text = (
         "[HTTP]\n\tProxy = http://a:1\n"
         '[http "https://Host.example/"]\n\tproxy = http://b:2\n'
-        "[http.https://old.example/]\n\tproxy = http://c:3\n"
+        "[http.Old-Host]\n\tproxy = http://c:3\n"
+        # Not a header git accepts: its keys belong to no section.
+        "[http.https://old.example/]\n\tproxy = http://d:4\n"
     )
     assert parse_git_config(text) == [
         GitEntry("http", None, "proxy", "http://a:1"),

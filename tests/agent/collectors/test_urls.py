@@ -7,7 +7,13 @@ import json
 import pytest
 
 from agent.collectors import providers
-from agent.collectors.urls import base_url, classify, normalize_host, parse_destination, proxy_endpoint
+from agent.collectors.urls import (
+    base_url,
+    classify,
+    normalize_host,
+    parse_destination,
+    proxy_endpoint,
+)
 
 
 @pytest.mark.parametrize(
@@ -123,7 +129,7 @@ def test_hosts_are_read_the_way_clients_read_them(raw: str, host: str) -> None:
         ("anthropic", "relay.localhost", "localhost"),
         ("anthropic", "127.0.0.53", "localhost"),
         ("anthropic", "::1", "localhost"),
-        ("anthropic", "0.0.0.0", "localhost"),
+        ("anthropic", "0.0.0.0", "localhost"),  # noqa: S104 - a value, not a bind
         ("anthropic", "::ffff:127.0.0.1", "localhost"),
         ("anthropic", "10.1.2.3", "private-network"),
         ("anthropic", "172.31.255.255", "private-network"),

@@ -1,0 +1,115 @@
+"""Prometheus metrics, one registry per process (per ``Runtime``), and the request middleware.
+
+Attestation outcomes are counted from committed audit records (``SqlStore.on_audit``), so a
+metric never counts a decision the audit log does not hold.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.store import AuditRecord
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics", "RequestMetricsMiddleware"]
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    """The verifier's counters and histograms."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.attestations = Counter(
+            "envattest_attestations", "Attestations by decision (allow, deny, reject)",
+            ["decision"], registry=r,
+        )  # fmt: skip
+        self.refusals = Counter(
+            "envattest_attestation_refusals", "Rejected evidence by pipeline step",
+            ["step"], registry=r,
+        )  # fmt: skip
+        self.nonce_refusals = Counter(
+            "envattest_nonce_refusals", "Evidence refused for its nonce (replay, unknown, expired)",
+            registry=r,
+        )  # fmt: skip
+        self.requests = Counter(
+            "envattest_http_requests", "HTTP requests by route, method and status",
+            ["route", "method", "status"], registry=r,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "envattest_http_request_duration_seconds", "HTTP request latency by route",
+            ["route", "method"], buckets=_LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.token_checks = Counter(
+            "envattest_token_checks", "Introspection and forward-auth checks by result",
+            ["endpoint", "result"], registry=r,
+        )  # fmt: skip
+        self.rate_limited = Counter(
+            "envattest_rate_limited", "Requests refused with 429, by limit", ["limit"], registry=r
+        )
+        self.reloads = Counter(
+            "envattest_reloads", "Manifest/policy/key reloads by result", ["result"], registry=r
+        )
+
+    def observe_audit(self, record: AuditRecord) -> None:
+        """Count attestation outcomes from a committed audit record."""
+        if record.event == "attest" and record.decision:
+            self.attestations.labels(record.decision).inc()
+        elif record.event == "attest.rejected":
+            self.attestations.labels("reject").inc()
+            step = str((record.data or {}).get("step", "unknown"))
+            self.refusals.labels(step).inc()
+            if step == "nonce":
+                self.nonce_refusals.inc()
+
+    def render(self) -> bytes:
+        """The text exposition format."""
+        return generate_latest(self.registry)
+
+
+class RequestMetricsMiddleware:
+    """Latency and status per route, and one log line per request (at info)."""
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, routes: Iterable[str]) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.routes = frozenset(routes)
+        self.log = logging.getLogger("envattest.http")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            elapsed = time.perf_counter() - start
+            path = str(scope.get("path", ""))
+            route = path if path in self.routes else "other"
+            method = str(scope.get("method", ""))
+            self.metrics.latency.labels(route, method).observe(elapsed)
+            self.metrics.requests.labels(route, method, str(status)).inc()
+            self.log.info(
+                "%s %s %d %.1f ms",
+                method,
+                route,
+                status,
+                elapsed * 1000,
+                extra={"fields": {"method": method, "route": route, "status": status}},
+            )
