@@ -6,6 +6,7 @@ a software key only when the user allowed it, so nobody gets a weaker key by sur
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -39,7 +40,12 @@ def choose_provider(
             return KeyChoice(ProviderName.TPM2, f"TPM 2.0 available ({probe.reason})")
         hardware_reasons.append(f"tpm2: {probe.reason}")
     except ImportError:
-        hardware_reasons.append("tpm2: TPM support not installed (pip install 'envattest[tpm]')")
+        how = (
+            "this binary was built without TPM support (packaging/build.sh --with-tpm)"
+            if getattr(sys, "frozen", False)
+            else "TPM support not installed (pip install 'envattest[tpm]')"
+        )
+        hardware_reasons.append(f"tpm2: {how}")
     why = "; ".join(hardware_reasons)
     if not allow_fallback:
         raise KeyProviderError(

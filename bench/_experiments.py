@@ -75,7 +75,7 @@ def _apply(chosen: frozenset[str]) -> None:
 
         return engine
 
-    sql._sqlite_engine = sqlite_engine  # type: ignore[assignment]
+    sql._sqlite_engine = sqlite_engine
 
     if "deferred-reads" in chosen:
 

@@ -188,7 +188,7 @@ async def _drive(spec: LoadSpec) -> WorkerResult:
     from attest.manifest import parse_manifest
 
     manifest = parse_manifest(spec.manifest_raw)
-    signals = {r.field.id: r.field.example for r in manifest.fields}
+    signals: dict[str, object] = {str(r.field.id): r.field.example for r in manifest.fields}
     fields = tuple(sorted(manifest.field_ids))
     keys = {a.device_id: SoftwareKey.load(Path(a.key_path)) for a in spec.agents}
     result = WorkerResult([], 0, [], 0.0, [])
@@ -402,7 +402,7 @@ def inprocess_pipeline(data_dir: Path, seconds: float) -> dict[str, float]:
     ).device_id
     manifest = runtime.manifest
     fields = tuple(sorted(manifest.field_ids))
-    signals = {r.field.id: r.field.example for r in manifest.fields}
+    signals: dict[str, object] = {str(r.field.id): r.field.example for r in manifest.fields}
     sign_s = 0.0
 
     def cycle() -> None:

@@ -25,9 +25,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, event, insert, select  # noqa: E402
+from sqlalchemy import create_engine, event, insert, select
 
-from bench._load import (  # noqa: E402
+from bench._load import (
     Agent,
     BenchServer,
     disable_rate_limits,
@@ -35,9 +35,9 @@ from bench._load import (  # noqa: E402
     last_line_json,
     run_load,
 )
-from server.audit import GENESIS_HASH, chain_hash, data_digest, serialize_data  # noqa: E402
-from server.store.schema import audit_log, devices  # noqa: E402
-from tests.servers import init_verifier  # noqa: E402
+from server.audit import GENESIS_HASH, chain_hash, data_digest, serialize_data
+from server.store.schema import audit_log, devices
+from tests.servers import init_verifier
 
 SIZES = (1_000, 10_000, 100_000)
 AUDIT_PER_DEVICE = 10
@@ -100,7 +100,7 @@ def seed(url: str, *, devices_to: int, audit_to: int, deadline: float) -> tuple[
         rows = []
         for _ in range(min(BATCH, audit_to - seq)):
             seq += 1
-            device_id = ids[seq % len(ids)] if ids else None
+            owner = ids[seq % len(ids)] if ids else None
             data = serialize_data(_audit_data(seq))
             digest = data_digest(data)
             record_hash = chain_hash(
@@ -108,7 +108,7 @@ def seed(url: str, *, devices_to: int, audit_to: int, deadline: float) -> tuple[
                 seq=seq,
                 at=now,
                 event="attest",
-                device_id=device_id,
+                device_id=owner,
                 decision="allow",
                 data_sha256=digest,
             )
@@ -117,7 +117,7 @@ def seed(url: str, *, devices_to: int, audit_to: int, deadline: float) -> tuple[
                     "seq": seq,
                     "at": now,
                     "event": "attest",
-                    "device_id": device_id,
+                    "device_id": owner,
                     "decision": "allow",
                     "data": data,
                     "data_sha256": digest,
@@ -128,6 +128,8 @@ def seed(url: str, *, devices_to: int, audit_to: int, deadline: float) -> tuple[
             prev = record_hash
         with engine.begin() as conn:
             conn.execute(insert(audit_log), rows)
+    with engine.connect() as conn:  # start each measured run with an empty WAL
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     engine.dispose()
     return n_devices, seq
 

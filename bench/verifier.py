@@ -23,16 +23,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._load import (  # noqa: E402
+from bench._load import (
     BenchServer,
-    disable_rate_limits,
     crypto_pairs_per_s,
+    disable_rate_limits,
     enroll_agents,
     inprocess_pipeline,
     last_line_json,
     run_load,
 )
-from tests.servers import init_verifier  # noqa: E402
+from tests.servers import init_verifier
 
 MODES = ("sqlite-1w", "sqlite-2w", "postgres")
 TARGET = {"cycles_per_s": 1000, "p99_ms": 50, "errors": 0}
@@ -93,9 +93,10 @@ def run_mode(
     profile_dir: Path | None,
 ) -> dict[str, Any]:
     """One mode: fresh data directory, server, enrolled agents, warm-up, measured run."""
-    with tempfile.TemporaryDirectory(prefix=f"bench-{mode}-") as tmp, _database(
-        mode, Path(tmp)
-    ) as url:
+    with (
+        tempfile.TemporaryDirectory(prefix=f"bench-{mode}-") as tmp,
+        _database(mode, Path(tmp)) as url,
+    ):
         handle = init_verifier(Path(tmp) / "verifier", database_url=url)
         disable_rate_limits(handle.data_dir)
         workers = 2 if mode == "sqlite-2w" else 1

@@ -67,8 +67,11 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.state.runtime = runtime
     _install_error_handlers(app)
+    paths: set[str] = set()
     for module in (protocol, device, relying, operations):
-        app.include_router(module.router(runtime))
+        api = module.router(runtime)
+        paths.update(str(getattr(route, "path", "")) for route in api.routes)
+        app.include_router(api)
     install_openapi(app)
     # the last added runs first: metrics see every answer, the body limit precedes parsing
     app.add_middleware(
@@ -78,6 +81,5 @@ def create_app(runtime: Runtime) -> FastAPI:
         metrics=runtime.metrics,
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=runtime.config.max_body_bytes)
-    paths = {str(getattr(route, "path", "")) for route in app.routes}
     app.add_middleware(RequestMetricsMiddleware, metrics=runtime.metrics, routes=paths)
     return app

@@ -41,6 +41,18 @@ _DESCRIPTIONS = {
 }
 # every operation can meet these: middleware (413, 429) and the database (503)
 _EVERYWHERE = (400, 404, 413, 429, 503)
+# and these per route (the protocol modules raise them)
+_BY_PATH = {
+    "/v1/attest": (401, 403, 409, 415),
+    "/v1/challenge": (401,),
+    "/v1/enroll": (401,),
+    "/v1/enroll/challenge": (401,),
+    "/v1/enroll/activate": (401,),
+    "/v1/device/whoami": (401, 415),
+    "/v1/device/forget": (401, 415),
+    "/v1/introspect": (401, 415),
+    "/v1/authz": (401,),
+}
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -56,12 +68,13 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 def _declare_problems(spec: dict[str, Any]) -> dict[str, Any]:
     spec.setdefault("components", {}).setdefault("schemas", {})["Problem"] = _PROBLEM_SCHEMA
-    for path in spec.get("paths", {}).values():
+    for name, path in spec.get("paths", {}).items():
         for operation in path.values():
             responses = operation.setdefault("responses", {})
             # validation errors are answered 400 problem, not FastAPI's 422
             responses.pop("422", None)
-            for status, entry in problem_responses(*_EVERYWHERE).items():
+            statuses = (*_EVERYWHERE, *_BY_PATH.get(name, ()))
+            for status, entry in problem_responses(*statuses).items():
                 responses.setdefault(str(status), entry)
             for status in _DESCRIPTIONS:
                 existing = responses.get(str(status))

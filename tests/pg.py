@@ -43,9 +43,7 @@ def _service_user() -> pwd.struct_passwd | None:
 
 def _run(argv: list[str], user: pwd.struct_passwd | None, log: Path) -> None:
     command = ["runuser", "-u", user.pw_name, "--", *argv] if user is not None else argv
-    done = subprocess.run(
-        command, capture_output=True, text=True, timeout=60, check=False, cwd="/"
-    )
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False, cwd="/")
     if done.returncode != 0:
         detail = log.read_text(errors="replace") if log.exists() else ""
         raise AssertionError(f"{' '.join(argv[:2])} failed: {done.stderr}{done.stdout}{detail}")
@@ -73,9 +71,7 @@ def running_postgres(tmp_dir: Path) -> Iterator[str]:
         port = 0
         for _attempt in range(3):  # a free port can be taken before the server binds it
             port = free_port()
-            options = f"-p {port} -h 127.0.0.1 -k {base} " + " ".join(
-                f"-c {s}" for s in _SETTINGS
-            )
+            options = f"-p {port} -h 127.0.0.1 -k {base} " + " ".join(f"-c {s}" for s in _SETTINGS)
             try:
                 _run([pg_ctl, "-D", str(data), "-l", str(log), "-w", "-t", "60", "-o", options,
                       "start"], user, log)  # fmt: skip

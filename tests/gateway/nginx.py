@@ -58,7 +58,7 @@ http {{
 class _Upstream(BaseHTTPRequestHandler):
     seen: list[dict[str, str]]
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         self.seen.append({k.lower(): v for k, v in self.headers.items()})
         body = b"upstream says hello\n"
         self.send_response(200)

@@ -25,7 +25,10 @@ from tests.servers import REPO, VerifierProcess, init_verifier
 EXE = "envattest.exe" if sys.platform == "win32" else "envattest"
 BINARY = REPO / "dist" / EXE
 MAX_SIZE = 40 * 1024 * 1024
-BUILD_INPUTS = ("agent", "attest", "packaging", "pyproject.toml")
+BUILD_INPUTS = (
+    "agent", "attest", "pyproject.toml",
+    "packaging/envattest.spec", "packaging/entry.py", "packaging/build.sh",
+)  # fmt: skip
 # The verifier's stack and dev tools: none of it may ship in the desktop binary.
 FORBIDDEN = {
     "server", "fastapi", "starlette", "uvicorn", "sqlalchemy", "alembic", "pydantic",

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -36,7 +37,11 @@ MEDIA_TYPES = (
 )
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=40),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=40),
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=20), inner),
     max_leaves=20,
 )
@@ -67,10 +72,8 @@ bodies = st.binary(max_size=2048) | jws_like | json_values.map(lambda v: json.du
 @FUZZ
 @given(bodies)
 def test_evidence_parser_raises_only_its_own_errors(body: bytes) -> None:
-    try:
+    with contextlib.suppress(FormatError, AlgorithmError):
         parse_evidence(body)
-    except (FormatError, AlgorithmError):
-        pass
 
 
 @pytest.fixture(scope="module")

@@ -42,7 +42,8 @@ def test_list_filters_by_device_decision_and_time(
     run = server_cli(capsys, "audit", "list", "--data-dir", d, "--json")
     events = [r["event"] for r in json.loads(run.out)]
     assert events[:1] == ["admin.enroll-token.create"]
-    assert events.count("attest") == 2 and "attest.rejected" in events
+    assert events.count("attest") == 2
+    assert "attest.rejected" in events
 
     run = server_cli(capsys, "audit", "list", "--data-dir", d, "--decision", "reject", "--json")
     rejected = json.loads(run.out)
@@ -52,12 +53,14 @@ def test_list_filters_by_device_decision_and_time(
     run = server_cli(capsys, "audit", "list", "--data-dir", d, "--device", history.device_id)
     assert run.code == 0
     lines = run.out.strip().splitlines()[1:]
-    assert len(lines) == 4 and all(history.device_id in line for line in lines)
+    assert len(lines) == 4
+    assert all(history.device_id in line for line in lines)
 
     run = server_cli(capsys, "audit", "list", "--data-dir", d, "--since", "2999-01-01T00:00:00Z")
     assert run.out.strip().splitlines()[1:] == []
     run = server_cli(capsys, "audit", "list", "--data-dir", d, "--since", "yesterday")
-    assert run.code == 2 and "ISO-8601" in run.err
+    assert run.code == 2
+    assert "ISO-8601" in run.err
 
 
 def test_show_prints_one_record_with_hashes(
@@ -65,9 +68,12 @@ def test_show_prints_one_record_with_hashes(
 ) -> None:
     run = server_cli(capsys, "audit", "show", "--data-dir", str(verifier.data_dir), "3")
     record = json.loads(run.out)
-    assert record["seq"] == 3 and len(record["hash"]) == 64 and record["prev_hash"]
+    assert record["seq"] == 3
+    assert len(record["hash"]) == 64
+    assert record["prev_hash"]
     run = server_cli(capsys, "audit", "show", "--data-dir", str(verifier.data_dir), "999")
-    assert run.code == 2 and "no audit record 999" in run.err
+    assert run.code == 2
+    assert "no audit record 999" in run.err
 
 
 def test_export_writes_one_json_record_a_line_that_rechains(
@@ -95,7 +101,8 @@ def test_verify_passes_then_names_an_altered_record(
 ) -> None:  # fmt: skip
     run = server_cli(capsys, "audit", "verify", "--data-dir", str(verifier.data_dir))
     assert run.code == 0, run.err
-    assert "audit chain verified" in run.out and "head hash: " in run.out
+    assert "audit chain verified" in run.out
+    assert "head hash: " in run.out
     copy = offline_copy(verifier, tmp_path / "copy")
     d = str(copy)
     with _db(copy) as db:
@@ -103,7 +110,8 @@ def test_verify_passes_then_names_an_altered_record(
         seq = db.execute("SELECT seq FROM audit_log WHERE event = 'attest.rejected'").fetchone()[0]
     run = server_cli(capsys, "audit", "verify", "--data-dir", d)
     assert run.code == 1
-    assert f"BROKEN at record {seq}" in run.err and "hash mismatch" in run.err
+    assert f"BROKEN at record {seq}" in run.err
+    assert "hash mismatch" in run.err
 
 
 def test_verify_names_altered_data_and_a_removed_record(
@@ -115,11 +123,15 @@ def test_verify_names_altered_data_and_a_removed_record(
     with _db(copy) as db:
         db.execute("UPDATE audit_log SET data = replace(data, 'software', 'tpm2') WHERE seq = 3")
     run = server_cli(capsys, "audit", "verify", "--data-dir", d)
-    assert run.code == 1 and "record 3" in run.err and "data was altered" in run.err
+    assert run.code == 1
+    assert "record 3" in run.err
+    assert "data was altered" in run.err
     with _db(copy) as db:
         db.execute("DELETE FROM audit_log WHERE seq = 3")
     run = server_cli(capsys, "audit", "verify", "--data-dir", d)
-    assert run.code == 1 and "record 3" in run.err and "missing" in run.err
+    assert run.code == 1
+    assert "record 3" in run.err
+    assert "missing" in run.err
 
 
 def test_verify_still_passes_after_erasure(
@@ -128,7 +140,9 @@ def test_verify_still_passes_after_erasure(
 ) -> None:  # fmt: skip
     d = str(offline_copy(verifier, tmp_path / "copy"))
     run = server_cli(capsys, "devices", "erase", "--data-dir", d, history.device_id)
-    assert run.code == 0 and "erased" in run.out
+    assert run.code == 0
+    assert "erased" in run.out
     run = server_cli(capsys, "audit", "verify", "--data-dir", d)
     assert run.code == 0, run.err
-    assert "with data purged" in run.out and "(0 with" not in run.out
+    assert "with data purged" in run.out
+    assert "(0 with" not in run.out

@@ -65,10 +65,13 @@ def test_upgrade_from_0001_keeps_every_row(engine: Engine) -> None:
     assert current_revision(engine) == head_revision()
     assert "gateway_credentials" in inspect(engine).get_table_names()
     device = store.get_device("dev_old")
-    assert device is not None and device.jkt == "jkt-old" and device.public_jwk == {"kty": "EC"}
+    assert device is not None
+    assert device.jkt == "jkt-old"
+    assert device.public_jwk == {"kty": "EC"}
     assert store.spend_enrollment_token("a" * 64, now=1700000001)
     chain = verify_chain(store.audit_records())
-    assert chain.records == 3 and chain.head_hash == head_before
+    assert chain.records == 3
+    assert chain.head_hash == head_before
     assert [r.data for r in store.audit_records()] == [{"i": 0}, {"i": 1}, {"i": 2}]
 
 

@@ -83,8 +83,11 @@ def test_introspection_of_an_active_token(
     assert doc["sub"] == device.device_id
     assert doc["key_class"] == "software"
     assert doc["policy_version"] == "default-1"
-    assert doc["iss"] == "https://verifier.test" and doc["aud"] == "envattest"
-    assert doc["exp"] > doc["iat"] and doc["jti"] and doc["cnf"]["jkt"]
+    assert doc["iss"] == "https://verifier.test"
+    assert doc["aud"] == "envattest"
+    assert doc["exp"] > doc["iat"]
+    assert doc["jti"]
+    assert doc["cnf"]["jkt"]
 
 
 def test_introspection_takes_json_and_http_basic(
@@ -96,7 +99,8 @@ def test_introspection_takes_json_and_http_basic(
         json={"token": access_token(device)},
         auth=(credential_id, secret),
     )
-    assert answer.status_code == 200 and answer.json()["active"] is True
+    assert answer.status_code == 200
+    assert answer.json()["active"] is True
 
 
 @pytest.mark.parametrize(
@@ -186,4 +190,5 @@ def test_revocation_takes_effect_at_once(
     audit = server_cli(capsys, "audit", "list", "--data-dir", d, "--device", device.device_id)
     assert "admin.device.revoke" in audit.out
     missing = server_cli(capsys, "devices", "revoke", "--data-dir", d, "dev_unknown")
-    assert missing.code == 2 and "devices list" in missing.err
+    assert missing.code == 2
+    assert "devices list" in missing.err

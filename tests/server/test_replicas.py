@@ -12,7 +12,7 @@ import pytest
 
 from tests._support import free_port
 from tests.devices import EVIDENCE, TestDevice
-from tests.servers import VerifierProcess, init_verifier
+from tests.servers import VerifierProcess, init_verifier, run_server_cli
 
 
 @pytest.fixture
@@ -45,29 +45,35 @@ def test_a_nonce_from_one_replica_is_spent_once_across_both(
     assert authz.status_code == 204
 
 
+def _race(evidence: str, urls: list[str]) -> list[int]:
+    """Submit the same evidence to every URL at once; the status codes."""
+    barrier = threading.Barrier(len(urls))
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def submit(url: str) -> None:
+        with httpx.Client(timeout=30) as client:
+            barrier.wait()
+            status = client.post(f"{url}/v1/attest", content=evidence, headers=EVIDENCE).status_code
+        with lock:
+            statuses.append(status)
+
+    threads = [threading.Thread(target=submit, args=(url,)) for url in urls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return statuses
+
+
 def test_concurrent_double_spend_across_replicas_yields_one_token(
     replicas: tuple[VerifierProcess, ...], tmp_path: Path
 ) -> None:
     a, b = replicas
     device = TestDevice.enroll(b.url, b.enroll_token(), tmp_path / "key.pem")
     for _round in range(3):
-        evidence = device.evidence()
-        barrier = threading.Barrier(8)
-        statuses: list[int] = []
-        lock = threading.Lock()
-
-        def submit(url: str) -> None:
-            with httpx.Client(timeout=30) as client:
-                barrier.wait()
-                status = client.post(
-                    f"{url}/v1/attest", content=evidence, headers=EVIDENCE
-                ).status_code
-            with lock:
-                statuses.append(status)
-
-        threads = [threading.Thread(target=submit, args=((a, b)[i % 2].url,)) for i in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
+        statuses = _race(device.evidence(), [(a, b)[i % 2].url for i in range(8)])
         assert sorted(statuses) == [200] + [401] * 7, statuses
+    # both replicas appended to one chain under the advisory lock: it verifies
+    out = run_server_cli(["audit", "verify", "--data-dir", str(a.data_dir)])
+    assert "audit chain verified" in out
