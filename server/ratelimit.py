@@ -125,7 +125,7 @@ class RateLimitMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = str(scope.get("path", ""))
-        if scope["type"] != "http" or path in UNLIMITED_PATHS:
+        if scope["type"] != "http" or path in UNLIMITED_PATHS or path.startswith("/v1/authz/"):
             await self.app(scope, receive, send)
             return
         wait = self.per_ip.take(client_address(scope))

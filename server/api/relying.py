@@ -143,15 +143,18 @@ def router(runtime: Runtime) -> APIRouter:
             **problem_responses(400, 401, 429, 503),
         },
     )
-    # gateways forward the original method (Traefik, Envoy): answer them all, document GET
-    api.add_api_route(
-        "/v1/authz",
-        authz,
-        methods=["POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
-        include_in_schema=False,
-        status_code=204,
-        response_class=Response,
-    )
+    # gateways forward the original method (Traefik, Envoy), and Envoy's ext_authz appends
+    # the original path to its path_prefix: answer all of those, document GET /v1/authz
+    every = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+    for path, methods in (("/v1/authz", every[1:]), ("/v1/authz/{original:path}", every)):
+        api.add_api_route(
+            path,
+            authz,
+            methods=methods,
+            include_in_schema=False,
+            status_code=204,
+            response_class=Response,
+        )
     return api
 
 

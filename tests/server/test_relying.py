@@ -154,6 +154,10 @@ def test_forward_auth_answers_204_with_identity_headers(
     # the original method is forwarded by some gateways
     posted = httpx.post(f"{shared_verifier.url}/v1/authz", headers={"X-Api-Key": token})
     assert posted.status_code == 204
+    # Envoy ext_authz appends the original path to its path_prefix
+    envoy = httpx.put(f"{shared_verifier.url}/v1/authz/v1/messages", headers={"X-Api-Key": token})
+    assert envoy.status_code == 204
+    assert httpx.put(f"{shared_verifier.url}/v1/authz/v1/messages").status_code == 401
 
 
 def test_forward_auth_checks_the_audience_when_asked(
