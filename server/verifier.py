@@ -15,7 +15,7 @@ from typing import Any
 
 from attest.b64 import b64url_encode
 from attest.errors import AlgorithmError, FormatError, SignatureError
-from attest.evidence import parse_evidence, verify_evidence_signature
+from attest.evidence import EvidenceClaims, parse_evidence, verify_evidence_signature
 from attest.jwk import load_public_jwk
 from attest.keys import KeyClass
 from attest.manifest import FieldMode, Manifest
@@ -28,7 +28,7 @@ from server.errors import (
 )
 from server.policy import Decision, Policy, PolicyInput
 from server.signals import SignalValueError, check_signal_values
-from server.store import AuditEvent, DeviceRecord, NonceOutcome
+from server.store import AuditEvent, AuditRecord, DeviceRecord, NonceOutcome
 from server.store.sql import SqlStore
 from server.tokens import IssuedToken, TokenIssuer, new_jti
 
@@ -141,61 +141,24 @@ class Verifier:
                 "signature",
             ) from exc
         claims = verified.claims
-        # (5) nonce: exists, bound to this device, unexpired, spent atomically (single use)
-        outcome = self.store.consume_nonce(
-            claims.nonce, binding=device_binding(device.device_id), now=now
-        )
-        if outcome is not NonceOutcome.CONSUMED:
-            raise self._reject(
-                AttestationRejectedError(_REJECTED, audit_detail=f"nonce {outcome.value}"),
-                device.device_id,
-                "nonce",
-            )
-        # (6) iat within the skew bound (freshness itself comes from the nonce)
-        skew = now - claims.iat
-        if abs(skew) > self.max_iat_skew_s:
-            direction = "behind" if skew > 0 else "ahead of"
-            reason = (
-                f"clock_skew (enforce): this machine's clock is {abs(skew)} s {direction} the "
-                f"verifier's; the bound is {self.max_iat_skew_s} s. Synchronise the clock (NTP)"
-            )
-            raise self._reject(
-                AccessDeniedError(
-                    "access denied: " + reason, extra={"decision": "deny", "reasons": [reason]}
+        # (5) nonce: exists, bound to this device, unexpired, spent atomically (single use).
+        #     It is spent in step (10), in the same commit as the audit record of whatever
+        #     steps (6)-(9) decide, so every spent nonce is audited and no write is wasted.
+        binding = device_binding(device.device_id)
+        manifest, skew = self._manifest(), now - claims.iat
+        refusal = self._check_claims(claims, manifest=manifest, skew=skew)
+        if refusal is not None:
+            error, step = refusal
+            self._settle_or_reject(
+                claims.nonce, binding, now, device,
+                AuditEvent(
+                    "attest.rejected",
+                    device.device_id,
+                    "reject",
+                    {"step": step, "reason": error.audit_detail, "problem": error.slug},
                 ),
-                device.device_id,
-                "iat",
-            )
-        # (7) consent names the current manifest
-        manifest = self._manifest()
-        if claims.consent.manifest_sha256 != manifest.sha256:
-            raise self._reject(
-                ConsentRequiredError(
-                    "consent required: the verifier's manifest changed; run 'envattest consent'",
-                    extra={"manifest_sha256": manifest.sha256},
-                ),
-                device.device_id,
-                "consent",
-            )
-        # (8) every signal is a catalog field the user consented to, with its catalog type
-        consented = frozenset(claims.consent.fields)
-        outside = sorted((consented - manifest.field_ids) | (set(claims.signals) - consented))
-        if outside:
-            raise self._reject(
-                ConsentRequiredError(
-                    "consent required: the evidence carries fields the consent does not "
-                    "cover; run 'envattest consent'",
-                    audit_detail=f"unconsented fields: {', '.join(outside)}",
-                ),
-                device.device_id,
-                "signals",
-            )
-        try:
-            check_signal_values(claims.signals)
-        except SignalValueError as exc:
-            raise self._reject(
-                BadRequestError(f"malformed signal: {exc}"), device.device_id, "signals"
-            ) from exc
+            )  # fmt: skip
+            raise error
         # (9) decision by policy
         required = frozenset(r.field.id for r in manifest.fields if r.mode is FieldMode.ENFORCE)
         decision = self._policy().evaluate(
@@ -204,20 +167,21 @@ class Verifier:
                 key_class=KeyClass(device.key_class),
                 clock_skew_s=skew,
                 signals=claims.signals,
-                consented=consented,
+                consented=frozenset(claims.consent.fields),
                 required=required,
             )
         )
-        # (10) the audit record is committed before any token exists
+        # (10) nonce spent and audit record committed together, before any token exists
         jti = new_jti() if decision.allow else None
-        record = self.store.append_audit(
+        record = self._settle_or_reject(
+            claims.nonce, binding, now, device,
             AuditEvent(
                 "attest",
                 device.device_id,
                 "allow" if decision.allow else "deny",
                 self._audit_data(claims.to_json(), decision, device, skew, jti),
-            )
-        )
+            ),
+        )  # fmt: skip
         if not decision.allow:
             raise AccessDeniedError(
                 "access denied by policy: " + "; ".join(decision.reasons),
@@ -234,6 +198,59 @@ class Verifier:
             jti=jti,
         )
         return AttestationOutcome(decision, token, device, record.seq)
+
+    def _settle_or_reject(
+        self, nonce: str, binding: str, now: int, device: DeviceRecord, event: AuditEvent
+    ) -> AuditRecord:
+        outcome, record = self.store.settle_attestation(
+            nonce, binding=binding, now=now, audit=event
+        )
+        if outcome is not NonceOutcome.CONSUMED or record is None:
+            raise self._reject(
+                AttestationRejectedError(_REJECTED, audit_detail=f"nonce {outcome.value}"),
+                device.device_id,
+                "nonce",
+            )
+        return record
+
+    def _check_claims(
+        self, claims: EvidenceClaims, *, manifest: Manifest, skew: int
+    ) -> tuple[ProblemError, str] | None:
+        """Steps (6)-(8); returns the refusal and its step instead of raising, so that the
+        nonce is still spent and the refusal audited in one commit."""
+        # (6) iat within the skew bound (freshness itself comes from the nonce)
+        if abs(skew) > self.max_iat_skew_s:
+            direction = "behind" if skew > 0 else "ahead of"
+            reason = (
+                f"clock_skew (enforce): this machine's clock is {abs(skew)} s {direction} the "
+                f"verifier's; the bound is {self.max_iat_skew_s} s. Synchronise the clock (NTP)"
+            )
+            denied = AccessDeniedError(
+                "access denied: " + reason, extra={"decision": "deny", "reasons": [reason]}
+            )
+            return denied, "iat"
+        # (7) consent names the current manifest
+        if claims.consent.manifest_sha256 != manifest.sha256:
+            stale = ConsentRequiredError(
+                "consent required: the verifier's manifest changed; run 'envattest consent'",
+                extra={"manifest_sha256": manifest.sha256},
+            )
+            return stale, "consent"
+        # (8) every signal is a catalog field the user consented to, with its catalog type
+        consented = frozenset(claims.consent.fields)
+        outside = sorted((consented - manifest.field_ids) | (set(claims.signals) - consented))
+        if outside:
+            unconsented = ConsentRequiredError(
+                "consent required: the evidence carries fields the consent does not "
+                "cover; run 'envattest consent'",
+                audit_detail=f"unconsented fields: {', '.join(outside)}",
+            )
+            return unconsented, "signals"
+        try:
+            check_signal_values(claims.signals)
+        except SignalValueError as exc:
+            return BadRequestError(f"malformed signal: {exc}"), "signals"
+        return None
 
     @staticmethod
     def _audit_data(

@@ -38,6 +38,9 @@ RETRY_AFTER_S = 2
 AuditObserver = Callable[[AuditRecord], None]
 
 
+_READ_ONLY = "envattest_read_only"
+
+
 class DuplicateKeyError(Exception):
     """A device with this key is already enrolled."""
 
@@ -61,7 +64,9 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Reads take no write lock, so lookups never queue behind writers.
+        read_only = conn.get_execution_options().get(_READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -145,8 +150,29 @@ class SqlStore:
     @contextmanager
     def _read(self) -> Iterator[Connection]:
         try:
-            with self.engine.connect() as conn:
+            with self.engine.connect().execution_options(**{_READ_ONLY: True}) as conn:
                 yield conn
+        except (OperationalError, SqlInterfaceError) as exc:
+            raise _unavailable(exc) from exc
+
+    @contextmanager
+    def _tx_relaxed(self) -> Iterator[Connection]:
+        """A write whose loss on power failure is harmless (a fresh nonce nobody used yet):
+        on SQLite it skips the fsync; the next durable commit flushes the WAL anyway."""
+        if self._postgres:
+            with self._tx() as conn:
+                yield conn
+            return
+        try:
+            with self.engine.connect() as conn:
+                raw = conn.connection.driver_connection
+                assert raw is not None
+                raw.execute("PRAGMA synchronous=NORMAL")
+                try:
+                    with conn.begin():
+                        yield conn
+                finally:
+                    raw.execute("PRAGMA synchronous=FULL")
         except (OperationalError, SqlInterfaceError) as exc:
             raise _unavailable(exc) from exc
 
@@ -252,13 +278,23 @@ class SqlStore:
     # nonces
 
     def add_nonce(self, nonce: str, *, binding: str, expires_at: int) -> None:
-        """Store a fresh nonce."""
-        with self._tx() as conn:
+        """Store a fresh nonce (relaxed durability: losing an unused nonce only means the
+        agent asks again)."""
+        with self._tx_relaxed() as conn:
             conn.execute(insert(nonces).values(nonce=nonce, binding=binding, expires_at=expires_at))
 
     def consume_nonce(self, nonce: str, *, binding: str, now: int) -> NonceOutcome:
         """Spend with one conditional UPDATE; on failure, look up why (for the audit log)."""
+        outcome, _ = self.settle_attestation(nonce, binding=binding, now=now, audit=None)
+        return outcome
+
+    def settle_attestation(
+        self, nonce: str, *, binding: str, now: int, audit: AuditEvent | None
+    ) -> tuple[NonceOutcome, AuditRecord | None]:
+        """Spend the nonce and append its audit record in one durable transaction: exactly
+        one caller ever gets CONSUMED, and every spent nonce has its record."""
         n = nonces.c
+        record = None
         with self._tx() as conn:
             result = conn.execute(
                 sql_update(nonces)
@@ -271,15 +307,20 @@ class SqlStore:
                 .values(consumed_at=now)
             )
             if result.rowcount == 1:
-                return NonceOutcome.CONSUMED
-            row = conn.execute(select(nonces).where(n.nonce == nonce)).first()
+                if audit is not None:
+                    record = self._append(conn, audit)
+                row = None
+            else:
+                row = conn.execute(select(nonces).where(n.nonce == nonce)).first()
+                if row is None:
+                    return NonceOutcome.UNKNOWN, None
         if row is None:
-            return NonceOutcome.UNKNOWN
+            return NonceOutcome.CONSUMED, None if record is None else self._committed(record)
         if row.binding != binding:
-            return NonceOutcome.WRONG_DEVICE
+            return NonceOutcome.WRONG_DEVICE, None
         if row.consumed_at is not None:
-            return NonceOutcome.ALREADY_USED
-        return NonceOutcome.EXPIRED
+            return NonceOutcome.ALREADY_USED, None
+        return NonceOutcome.EXPIRED, None
 
     def purge_nonces(self, *, before: int) -> int:
         """Delete nonces expired before ``before``; spent ones can go too, as their

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -190,15 +191,15 @@ def test_no_token_when_the_audit_write_fails(
     client = TestClient(create_app(runtime))
     device_id, key = _enrolled(client, runtime, tmp_path)
     evidence = _evidence(client, runtime, device_id, key)
-    original = runtime.store.append_audit
+    original = runtime.store.settle_attestation
     issued: list[object] = []
 
-    def failing_append(event: AuditEvent) -> object:
-        if event.event == "attest":
+    def failing_settle(nonce: str, *, audit: AuditEvent | None, **kw: Any) -> object:
+        if audit is not None and audit.event == "attest":
             raise UnavailableError("database down", retry_after_s=2)
-        return original(event)
+        return original(nonce, audit=audit, **kw)
 
-    monkeypatch.setattr(runtime.store, "append_audit", failing_append)
+    monkeypatch.setattr(runtime.store, "settle_attestation", failing_settle)
     monkeypatch.setattr(runtime.issuer, "issue", lambda **kw: issued.append(kw))
     answer = client.post("/v1/attest", content=evidence, headers=EVIDENCE)
     assert answer.status_code == 503
