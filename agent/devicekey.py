@@ -53,8 +53,8 @@ def choose_provider(
             "--allow-software-fallback (or --key software) to use a software key, which the "
             "verifier will record as 'software'"
         )
-    announce(f"using a software key: {why}")
-    return KeyChoice(ProviderName.SOFTWARE, f"fallback allowed ({why})")
+    announce(f"no hardware-backed key is usable here: {why}")
+    return KeyChoice(ProviderName.SOFTWARE, "software fallback allowed by the user")
 
 
 def create_key(home: AgentHome, provider: ProviderName, *, tcti: str | None) -> KeyProvider:
