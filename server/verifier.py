@@ -119,7 +119,6 @@ class Verifier:
             raise self._reject(
                 AttestationRejectedError(_REJECTED, audit_detail=f"parse: {exc}"), None, "parse"
             ) from exc
-        claims = evidence.claims
         # (3) a known device that is neither revoked nor erased
         device = self.store.get_device(evidence.kid)
         if device is None or not device.active:

@@ -14,6 +14,7 @@ import os
 import re
 import stat
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -127,50 +128,50 @@ def strip_jsonc(text: str) -> str:
     return _JSONC_TRAILING_COMMA.sub(lambda m: m.group(1) or "", text)
 
 
-def load_json(path: Path, *, comments: bool = False) -> ConfigFile | None:
-    """Parsed JSON (JSONC when ``comments``); None if absent."""
+def _load_parsed(
+    path: Path,
+    parse: Callable[[str], object],
+    error: ErrorCode,
+    failures: tuple[type[Exception], ...],
+) -> ConfigFile | None:
+    """Read ``path`` and parse it; None if absent, ``error`` if ``parse`` raises ``failures``."""
     text = read_text(path)
     if text is None:
         return None
     if isinstance(text, ErrorCode):
         return ConfigFile(error=text)
     try:
-        return ConfigFile(data=json.loads(text))
-    except (ValueError, RecursionError):
-        if not comments:
-            return ConfigFile(error=ErrorCode.INVALID_JSON)
-    try:
-        return ConfigFile(data=json.loads(strip_jsonc(text)))
-    except (ValueError, RecursionError):
-        return ConfigFile(error=ErrorCode.INVALID_JSON)
+        return ConfigFile(data=parse(text))
+    except failures:
+        return ConfigFile(error=error)
+
+
+def load_json(path: Path, *, comments: bool = False) -> ConfigFile | None:
+    """Parsed JSON (JSONC when ``comments``); None if absent."""
+
+    def parse(text: str) -> object:
+        try:
+            return json.loads(text)
+        except (ValueError, RecursionError):
+            if not comments:
+                raise
+        return json.loads(strip_jsonc(text))
+
+    return _load_parsed(path, parse, ErrorCode.INVALID_JSON, (ValueError, RecursionError))
 
 
 def load_toml(path: Path) -> ConfigFile | None:
     """Parsed TOML; None if absent."""
-    text = read_text(path)
-    if text is None:
-        return None
-    if isinstance(text, ErrorCode):
-        return ConfigFile(error=text)
-    try:
-        return ConfigFile(data=tomllib.loads(text))
-    except (ValueError, RecursionError):
-        return ConfigFile(error=ErrorCode.INVALID_TOML)
+    return _load_parsed(path, tomllib.loads, ErrorCode.INVALID_TOML, (ValueError, RecursionError))
 
 
 def load_yaml(path: Path) -> ConfigFile | None:
     """Parsed YAML, safe loader only (no Python tags); None if absent."""
-    text = read_text(path)
-    if text is None:
-        return None
-    if isinstance(text, ErrorCode):
-        return ConfigFile(error=text)
     # The pure-Python safe loader, not libyaml's CSafeLoader: deep nesting overflows the C
     # stack there (a crash), and only raises RecursionError here.
-    try:
-        return ConfigFile(data=yaml.safe_load(text))
-    except (yaml.YAMLError, ValueError, RecursionError):
-        return ConfigFile(error=ErrorCode.INVALID_YAML)
+    return _load_parsed(
+        path, yaml.safe_load, ErrorCode.INVALID_YAML, (yaml.YAMLError, ValueError, RecursionError)
+    )
 
 
 def parse_ini(text: str) -> list[tuple[str, str, str]]:

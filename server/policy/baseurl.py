@@ -15,11 +15,8 @@ from server.policy.globs import Glob, first_match
 from server.policy.model import PolicyInput, RuleMode, RuleResult
 from server.policy.signals import (
     HostEntry,
-    MalformedSignalError,
-    host_entries,
     listing,
-    not_sent_result,
-    presence,
+    sent_host_entries,
 )
 
 BASEURL_FIELDS = (FieldId("baseurl.env"), FieldId("baseurl.tools"))
@@ -54,16 +51,17 @@ class BaseUrlRule:
 
     def check(self, facts: PolicyInput) -> RuleResult:
         """Pass when every base URL is allowed."""
-        found = presence(facts, self.fields)
-        if found.missing and (not self.unsafe_pass_if_not_sent or not found.sent):
-            return not_sent_result(
-                self.name, self.mode, found, unsafe_pass_if_not_sent=self.unsafe_pass_if_not_sent
-            )
-        skipped = f"; {found.reason}, skipped (unsafe_pass_if_not_sent)" if found.missing else ""
-        try:
-            entries = host_entries(facts, found.sent, classified=True)
-        except MalformedSignalError as exc:
-            return RuleResult(self.name, self.mode, False, str(exc))
+        sent = sent_host_entries(
+            facts,
+            self.fields,
+            name=self.name,
+            mode=self.mode,
+            unsafe_pass_if_not_sent=self.unsafe_pass_if_not_sent,
+            classified=True,
+        )
+        if isinstance(sent, RuleResult):
+            return sent
+        entries, skipped = sent.entries, sent.skipped
         refused = [e.describe() for e in entries if not self.allows(e)]
         if refused:
             reason = f"base URL not allowed: {listing(refused)}"

@@ -16,11 +16,8 @@ from attest.catalog import FieldId
 from server.policy.globs import Glob, first_match, show
 from server.policy.model import PolicyInput, RuleMode, RuleResult
 from server.policy.signals import (
-    MalformedSignalError,
-    host_entries,
     listing,
-    not_sent_result,
-    presence,
+    sent_host_entries,
 )
 
 PROXY_FIELDS = (
@@ -45,16 +42,17 @@ class ProxyRule:
 
     def check(self, facts: PolicyInput) -> RuleResult:
         """Pass when every proxy is allowed and, if required, at least one is set."""
-        found = presence(facts, self.fields)
-        if found.missing and (not self.unsafe_pass_if_not_sent or not found.sent):
-            return not_sent_result(
-                self.name, self.mode, found, unsafe_pass_if_not_sent=self.unsafe_pass_if_not_sent
-            )
-        skipped = f"; {found.reason}, skipped (unsafe_pass_if_not_sent)" if found.missing else ""
-        try:
-            entries = host_entries(facts, found.sent, classified=False)
-        except MalformedSignalError as exc:
-            return RuleResult(self.name, self.mode, False, str(exc))
+        sent = sent_host_entries(
+            facts,
+            self.fields,
+            name=self.name,
+            mode=self.mode,
+            unsafe_pass_if_not_sent=self.unsafe_pass_if_not_sent,
+            classified=False,
+        )
+        if isinstance(sent, RuleResult):
+            return sent
+        entries, skipped = sent.entries, sent.skipped
         refused = [
             e.describe()
             for e in entries
@@ -66,7 +64,7 @@ class ProxyRule:
         if not entries:
             if self.require_proxy:
                 reason = (
-                    f"no proxy configured in {', '.join(found.sent)}; "
+                    f"no proxy configured in {', '.join(sent.fields)}; "
                     f"policy requires one of: {show(self.allowed_hosts)}"
                 )
                 return RuleResult(self.name, self.mode, False, reason + skipped)

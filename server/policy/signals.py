@@ -155,3 +155,34 @@ __all__ = [
     "presence",
     "tunnel_entries",
 ]
+
+
+@dataclass(frozen=True)
+class SentHosts:
+    """The endpoints a host rule checks, and a note on fields skipped as not sent."""
+
+    fields: tuple[FieldId, ...]
+    entries: tuple[HostEntry, ...]
+    skipped: str
+
+
+def sent_host_entries(
+    facts: PolicyInput,
+    fields: Iterable[FieldId],
+    *,
+    name: str,
+    mode: RuleMode,
+    unsafe_pass_if_not_sent: bool,
+    classified: bool,
+) -> SentHosts | RuleResult:
+    """The shared start of the host rules: a RuleResult if the rule is decided already
+    (fields not sent, or a malformed signal), else the endpoints to check."""
+    found = presence(facts, fields)
+    if found.missing and (not unsafe_pass_if_not_sent or not found.sent):
+        return not_sent_result(name, mode, found, unsafe_pass_if_not_sent=unsafe_pass_if_not_sent)
+    skipped = f"; {found.reason}, skipped (unsafe_pass_if_not_sent)" if found.missing else ""
+    try:
+        entries = host_entries(facts, found.sent, classified=classified)
+    except MalformedSignalError as exc:
+        return RuleResult(name, mode, False, str(exc))
+    return SentHosts(found.sent, entries, skipped)
