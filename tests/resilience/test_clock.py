@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 
 from tests.conftest import AgentCli
@@ -32,5 +34,8 @@ def test_agent_with_a_skewed_clock_is_denied_and_told_why(
     assert run.code == 3, run.stdout + run.stderr
     assert "decision: deny" in run.stdout
     assert "clock" in run.stdout
-    assert f"{SKEW_S} s behind" in run.stdout
+    # the verifier's clock may tick once between the agent's iat and its check under load
+    skews = re.findall(r"(\d+) s behind", run.stdout)
+    assert skews, run.stdout
+    assert SKEW_S <= int(skews[0]) <= SKEW_S + 5
     assert not agent_cli.home.joinpath("token.json").exists()
