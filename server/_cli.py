@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from attest import __version__
-from server import _cli_admin
+from server import _cli_admin, _cli_console
 from server.errors import ServerError
 from server.policy import PolicyError
 
@@ -45,7 +45,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise ServerError("give both --tls-cert and --tls-key, or neither")
     if args.purge_interval is not None and args.purge_interval < 1:
         raise ServerError("--purge-interval must be at least 1 second")
-    config = load_config(args.data_dir, tpm_roots=args.tpm_roots)
+    config = load_config(
+        args.data_dir, tpm_roots=args.tpm_roots, metrics_listen=args.metrics_listen
+    )
     serve(
         config,
         ServeOptions(
@@ -153,6 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="run retention (like 'purge') every SECONDS; default off",
     )
+    p.add_argument(
+        "--metrics-listen",
+        default=None,
+        metavar="HOST:PORT",
+        help="serve /metrics on this address instead of the API port (or metrics_listen)",
+    )
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("migrate", help="bring the database schema to this version (keeps data)")
@@ -172,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_openapi)
 
     _cli_admin.add_commands(sub, data_dir_option)
+    _cli_console.add_commands(sub, data_dir_option)
     return parser
 
 

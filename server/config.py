@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,10 @@ class ServerConfig:
     rate_limit_per_minute: int = 600  # per client IP, per replica; 0 disables
     device_rate_limit_per_minute: int = 120  # per device (challenge + attest); 0 disables
     authz_audience: str = ""  # when set, /v1/authz and /v1/introspect require this aud
+    metrics_listen: str = ""  # "host:port": serve /metrics there instead of on the API port
+    # tables parsed by their owners: server.alerts.config, server.console.settings
+    alerts: dict[str, Any] = field(default_factory=dict)
+    console: dict[str, Any] = field(default_factory=dict)
 
     @property
     def manifest_path(self) -> Path:

@@ -10,13 +10,33 @@ import logging
 import time
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.store import AuditRecord
 
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics", "RequestMetricsMiddleware"]
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics", "RequestMetricsMiddleware", "token_denial_reason"]
+
+decision_log = logging.getLogger("envattest.decision")
+
+# token-check refusals by cause, mapped to a closed set of label values (bounded cardinality)
+_TOKEN_DENIALS = (
+    ("missing", "missing"),
+    ("token: ExpiredSignature", "expired"),
+    ("token: InvalidAudience", "audience"),
+    ("token:", "invalid"),
+    ("device", "device-inactive"),
+    ("cnf.jkt", "key-mismatch"),
+    ("dpop", "dpop"),
+    ("DPoP", "dpop"),
+)
+
+
+def token_denial_reason(detail: str) -> str:
+    """The label value for a token-check refusal's audit detail."""
+    return next((label for prefix, label in _TOKEN_DENIALS if detail.startswith(prefix)), "other")
+
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -57,17 +77,61 @@ class Metrics:
         self.reloads = Counter(
             "envattest_reloads", "Manifest/policy/key reloads by result", ["result"], registry=r
         )
+        self.attestation_denials = Counter(
+            "envattest_attestation_denials", "Attestations denied or rejected, by reason "
+            "(the enforce rule that failed, or step:<pipeline step>)", ["reason"], registry=r,
+        )  # fmt: skip
+        self.token_check_denials = Counter(
+            "envattest_token_check_denials", "Token checks refused, by endpoint and reason",
+            ["endpoint", "reason"], registry=r,
+        )  # fmt: skip
+        self.devices = Gauge(
+            "envattest_devices", "Enrolled devices by key class and state",
+            ["key_class", "state"], registry=r,
+        )  # fmt: skip
+        self.alert_deliveries = Counter(
+            "envattest_alert_deliveries", "Alert webhook attempts by target and result "
+            "(delivered, retry, failed)", ["target", "result"], registry=r,
+        )  # fmt: skip
+        self.alert_backlog = Gauge(
+            "envattest_alert_deliveries_by_state", "Alert deliveries held, by state",
+            ["state"], registry=r,
+        )  # fmt: skip
+        self.projection_lag = Gauge(
+            "envattest_fleet_projection_lag", "Audit records not yet applied to the console's "
+            "fleet tables", registry=r,
+        )  # fmt: skip
 
     def observe_audit(self, record: AuditRecord) -> None:
         """Count attestation outcomes from a committed audit record."""
         if record.event == "attest" and record.decision:
             self.attestations.labels(record.decision).inc()
+            reasons = [
+                str(r.get("rule"))
+                for r in (record.data or {}).get("results") or []
+                if not r.get("passed") and r.get("mode") == "enforce"
+            ]
+            for reason in reasons if record.decision == "deny" else ():
+                self.attestation_denials.labels(reason).inc()
+            self._log_decision(record, record.decision, reasons)
         elif record.event == "attest.rejected":
             self.attestations.labels("reject").inc()
             step = str((record.data or {}).get("step", "unknown"))
             self.refusals.labels(step).inc()
+            self.attestation_denials.labels(f"step:{step}").inc()
+            self._log_decision(record, "reject", [f"step:{step}"])
             if step == "nonce":
                 self.nonce_refusals.inc()
+
+    @staticmethod
+    def _log_decision(record: AuditRecord, decision: str, reasons: list[str]) -> None:
+        decision_log.info(
+            "attestation %s for device %s%s (audit %d)",
+            decision, record.device_id or "-", f": {', '.join(reasons)}" if reasons else "",
+            record.seq,
+            extra={"fields": {"device_id": record.device_id, "decision": decision,
+                              "reasons": reasons, "audit_seq": record.seq}},
+        )  # fmt: skip
 
     def render(self) -> bytes:
         """The text exposition format."""

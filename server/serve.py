@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass
 from types import FrameType
 
+from server.alerts.config import parse_alert_settings
+from server.alerts.worker import build_follower, start_metrics_listener
 from server.config import ServerConfig
 from server.errors import ServerError
 from server.logs import LogFormat, configure_logging
@@ -79,6 +81,10 @@ def serve(config: ServerConfig, options: ServeOptions) -> None:
     configure_logging(options.log_format, options.log_level)
     runtime = build_runtime(config)
     app = create_app(runtime)
+    follower = build_follower(
+        runtime.store.engine, parse_alert_settings(config.alerts, config.data_dir), runtime.metrics
+    )
+    metrics_server = start_metrics_listener(config.metrics_listen, runtime.metrics)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -100,6 +106,7 @@ def serve(config: ServerConfig, options: ServeOptions) -> None:
     timer = PurgeTimer(runtime, options.purge_interval_s) if options.purge_interval_s else None
     if timer is not None:
         timer.start()
+    follower.start()
     log.info(
         "envattest verifier on %s:%d, policy %s",
         options.host,
@@ -109,6 +116,9 @@ def serve(config: ServerConfig, options: ServeOptions) -> None:
     try:
         server.run()
     finally:
+        follower.stop()
+        if metrics_server is not None:
+            metrics_server.shutdown()
         if timer is not None:
             timer.stop()
         signal.signal(signal.SIGHUP, previous)

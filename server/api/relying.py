@@ -13,6 +13,7 @@ from server.api.models import IntrospectionResponse
 from server.credentials import authenticate_gateway
 from server.errors import BadRequestError, UnsupportedMediaError
 from server.introspection import ActiveToken, InactiveTokenError, bearer_token, check_access_token
+from server.metrics import token_denial_reason
 from server.openapi import problem_responses
 from server.runtime import Runtime
 
@@ -76,6 +77,7 @@ def router(runtime: Runtime) -> APIRouter:
     """Introspection and forward-auth routes."""
     api = APIRouter(tags=["relying party"])
     checks = runtime.metrics.token_checks
+    denials = runtime.metrics.token_check_denials
 
     def check(token: str, audience: str | None) -> ActiveToken:
         return check_access_token(
@@ -100,8 +102,9 @@ def router(runtime: Runtime) -> APIRouter:
         token = _token_from_body(await request.body(), request.headers.get("content-type", ""))
         try:
             active = await run_in_threadpool(check, token, None)
-        except InactiveTokenError:
+        except InactiveTokenError as exc:
             checks.labels("introspect", "inactive").inc()
+            denials.labels("introspect", token_denial_reason(exc.reason)).inc()
             return IntrospectionResponse(active=False)
         checks.labels("introspect", "active").inc()
         return IntrospectionResponse(**active.introspection())
@@ -115,8 +118,9 @@ def router(runtime: Runtime) -> APIRouter:
         token = bearer_token(request.headers.get("authorization"), request.headers.get("x-api-key"))
         try:
             active = check(token, aud)
-        except InactiveTokenError:
+        except InactiveTokenError as exc:
             checks.labels("authz", "denied").inc()
+            denials.labels("authz", token_denial_reason(exc.reason)).inc()
             raise
         checks.labels("authz", "allowed").inc()
         return Response(

@@ -1,0 +1,289 @@
+"""The fleet projection: each device's latest state and value counts, derived from the audit
+log so the console aggregates over small indexed tables instead of scanning audit JSON.
+
+``FleetProjection.catch_up`` reads audit records after its cursor and applies them in one
+transaction that also advances the cursor and records the alerts they raise, so replicas
+running it side by side apply each record (and raise each alert) exactly once. The tables
+can be dropped and rebuilt from the audit log at any time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, replace
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, insert, select, text, update
+
+from server.alerts.detect import Alert, DeviceState, detect_alerts
+from server.console.evidence import (
+    base_urls,
+    deny_reasons,
+    encode_base_urls,
+    field_values,
+    timezone,
+)
+from server.store import AuditRecord
+from server.store.console import write_tx
+from server.store.schema import (
+    alert_deliveries,
+    alert_events,
+    audit_log,
+    fleet_daily,
+    fleet_devices,
+    fleet_reasons,
+    fleet_value_counts,
+    fleet_values,
+    projection_cursor,
+)
+from server.store.upsert import upsert
+
+CURSOR = "fleet"
+CONSENT_FIELD = "consent.manifest_sha256"  # manifest versions in use, counted like a field
+_ERASE_EVENTS = frozenset({"device.erased", "admin.device.erase"})
+_CHUNK = 500  # ids per IN (...) list: under SQLite's variable limit
+DAY_S = 86_400
+
+Values = set[tuple[str, str, str]]
+
+
+def audit_from_row(row: Any) -> AuditRecord:
+    """An audit record from a selected ``audit_log`` row."""
+    return AuditRecord(
+        row.seq,
+        row.at,
+        row.event,
+        row.device_id,
+        row.decision,
+        json.loads(row.data) if row.data is not None else None,
+        row.data_sha256,
+        row.prev_hash,
+        row.hash,
+    )
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for i in range(0, len(items), _CHUNK):
+        yield items[i : i + _CHUNK]
+
+
+class _Batch:
+    """The effect of a run of audit records, accumulated in memory, then written at once."""
+
+    def __init__(
+        self, states: dict[str, DeviceState], values: dict[str, Values], allow_run: int
+    ) -> None:
+        self.states = states
+        self.values = values
+        self.allow_run = allow_run
+        self.changed_values: set[str] = set()
+        self.changed_states: set[str] = set()
+        self.counts: Counter[tuple[str, str, str]] = Counter()
+        self.daily: Counter[tuple[int, str]] = Counter()
+        self.reasons: Counter[str] = Counter()
+        self.alerts: list[Alert] = []
+
+    def _set_values(self, device: str, new: Values) -> None:
+        old = self.values.get(device, set())
+        for key in old - new:
+            self.counts[key] -= 1
+        for key in new - old:
+            self.counts[key] += 1
+        self.values[device] = new
+        self.changed_values.add(device)
+
+    def apply(self, record: AuditRecord) -> None:
+        device = record.device_id
+        if record.event == "attest.rejected":
+            self.daily[(record.at // DAY_S * DAY_S, "reject")] += 1
+            self.reasons[f"step:{(record.data or {}).get('step', 'unknown')}"] += 1
+            return
+        if device is None:
+            return
+        prev = self.states.get(device)
+        self.alerts.extend(detect_alerts(prev, record, allow_run=self.allow_run))
+        if record.event in _ERASE_EVENTS:
+            self._set_values(device, set())
+            if prev is not None:
+                self.states[device] = replace(prev, timezone=None, baseurls="{}")
+                self.changed_states.add(device)
+            return
+        if record.event != "attest" or record.decision not in ("allow", "deny"):
+            return
+        self.daily[(record.at // DAY_S * DAY_S, record.decision)] += 1
+        denied = record.decision == "deny"
+        for reason in deny_reasons(record.data) if denied else ():
+            self.reasons[reason] += 1
+        base = prev or DeviceState(device, 0, 0, "", 0, 0, 0, None, "{}")
+        state = replace(
+            base,
+            last_seq=record.seq,
+            last_at=record.at,
+            last_decision=record.decision,
+            attestations=base.attestations + 1,
+            denials=base.denials + int(denied),
+            allow_run=0 if denied else base.allow_run + 1,
+        )
+        signals = (record.data or {}).get("signals")
+        if isinstance(signals, dict):  # purged records still count, but carry no values
+            state = replace(
+                state, timezone=timezone(signals), baseurls=encode_base_urls(base_urls(signals))
+            )
+            values = field_values(signals)
+            consent = (record.data or {}).get("consent") or {}
+            if isinstance(consent, dict) and consent.get("manifest_sha256"):
+                values.add((CONSENT_FIELD, str(consent["manifest_sha256"])[:64], ""))
+            self._set_values(device, values)
+        self.states[device] = state
+        self.changed_states.add(device)
+
+
+class FleetProjection:
+    """Applies new audit records to the fleet tables and records the alerts they raise."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        alert_targets: Callable[[], Sequence[str]] = tuple,
+        allow_run: int = 3,
+    ) -> None:
+        self.engine = engine
+        self.alert_targets = alert_targets
+        self.allow_run = allow_run
+
+    def catch_up(self, *, limit: int = 5000, now: int) -> int:
+        """Apply up to ``limit`` records after the cursor; returns how many were applied."""
+        with write_tx(self.engine) as conn:
+            cursor = self._cursor(conn)
+            rows = conn.execute(
+                select(audit_log)
+                .where(audit_log.c.seq > cursor)
+                .order_by(audit_log.c.seq)
+                .limit(limit)
+            ).all()
+            if not rows:
+                return 0
+            records = [audit_from_row(r) for r in rows]
+            devices = sorted({r.device_id for r in records if r.device_id})
+            batch = _Batch(*self._load(conn, devices), allow_run=self.allow_run)
+            for record in records:
+                batch.apply(record)
+            self._write(conn, batch, now=now)
+            conn.execute(
+                update(projection_cursor)
+                .where(projection_cursor.c.name == CURSOR)
+                .values(seq=records[-1].seq)
+            )
+            return len(records)
+
+    def lag(self) -> int:
+        """Audit records not yet applied."""
+        with self.engine.connect() as conn:
+            cursor = conn.execute(
+                select(projection_cursor.c.seq).where(projection_cursor.c.name == CURSOR)
+            ).scalar()
+            head = conn.execute(text("SELECT max(seq) FROM audit_log")).scalar()
+        return max(0, int(head or 0) - int(cursor or 0))
+
+    def _cursor(self, conn: Connection) -> int:
+        query = select(projection_cursor.c.seq).where(projection_cursor.c.name == CURSOR)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        seq = conn.execute(query).scalar()
+        if seq is None:
+            upsert(
+                conn, projection_cursor, [{"name": CURSOR, "seq": 0}], keys=["name"], add=["seq"]
+            )
+            seq = conn.execute(query).scalar()
+        return int(seq or 0)
+
+    @staticmethod
+    def _load(
+        conn: Connection, devices: Sequence[str]
+    ) -> tuple[dict[str, DeviceState], dict[str, Values]]:
+        states: dict[str, DeviceState] = {}
+        values: dict[str, Values] = {}
+        for chunk in _chunks(devices):
+            for row in conn.execute(
+                select(fleet_devices).where(fleet_devices.c.device_id.in_(chunk))
+            ):
+                states[row.device_id] = DeviceState(**row._asdict())
+            for row in conn.execute(
+                select(fleet_values).where(fleet_values.c.device_id.in_(chunk))
+            ):
+                values.setdefault(row.device_id, set()).add((row.field, row.value, row.detail))
+        return states, values
+
+    def _write(self, conn: Connection, batch: _Batch, *, now: int) -> None:
+        upsert(
+            conn,
+            fleet_devices,
+            [asdict(batch.states[d]) for d in sorted(batch.changed_states)],
+            keys=["device_id"],
+        )
+        changed = sorted(batch.changed_values)
+        for chunk in _chunks(changed):
+            conn.execute(delete(fleet_values).where(fleet_values.c.device_id.in_(chunk)))
+        rows = [
+            {"field": f, "value": v, "detail": d, "device_id": device}
+            for device in changed
+            for f, v, d in batch.values[device]
+        ]
+        if rows:
+            conn.execute(insert(fleet_values), rows)
+        upsert(
+            conn,
+            fleet_value_counts,
+            [
+                {"field": f, "value": v, "detail": d, "devices": n}
+                for (f, v, d), n in batch.counts.items()
+                if n
+            ],
+            keys=["field", "value", "detail"],
+            add=["devices"],
+        )
+        upsert(
+            conn,
+            fleet_daily,
+            [{"day": day, "decision": dec, "count": n} for (day, dec), n in batch.daily.items()],
+            keys=["day", "decision"],
+            add=["count"],
+        )
+        upsert(
+            conn,
+            fleet_reasons,
+            [{"reason": r, "count": n} for r, n in batch.reasons.items()],
+            keys=["reason"],
+            add=["count"],
+        )
+        record_alerts(conn, batch.alerts, targets=self.alert_targets(), now=now)
+
+
+def record_alerts(
+    conn: Connection, alerts: Sequence[Alert], *, targets: Sequence[str], now: int
+) -> None:
+    """Store alerts and one pending delivery per configured webhook."""
+    for alert in alerts:
+        event_id = conn.execute(
+            insert(alert_events).values(
+                at=now,
+                kind=alert.kind.value,
+                device_id=alert.device_id,
+                audit_seq=alert.audit_seq,
+                summary=alert.summary,
+            )
+        ).inserted_primary_key
+        assert event_id is not None
+        for target in targets:
+            conn.execute(
+                insert(alert_deliveries).values(
+                    event_id=event_id[0],
+                    target=target,
+                    state="pending",
+                    attempts=0,
+                    next_attempt_at=now,
+                )
+            )
