@@ -9,6 +9,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from attest import __version__
 from server.api import device, operations, protocol, relying
+from server.api.docs import install_docs
 from server.errors import BadRequestError, ProblemError
 from server.limits import BodyLimitMiddleware
 from server.metrics import RequestMetricsMiddleware
@@ -64,6 +65,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         title="envattest verifier",
         version=__version__,
         description="Consent-first environment attestation: protocol v1.",
+        docs_url=None,  # served by install_docs from local assets
+        redoc_url=None,
     )
     app.state.runtime = runtime
     _install_error_handlers(app)
@@ -73,6 +76,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         paths.update(str(getattr(route, "path", "")) for route in api.routes)
         app.include_router(api)
     install_openapi(app)
+    install_docs(app)
     # the last added runs first: metrics see every answer, the body limit precedes parsing
     app.add_middleware(
         RateLimitMiddleware,
