@@ -43,19 +43,28 @@ class ConsoleContext:
     user_limiter: TokenBucketLimiter
     secure_cookies: bool
     clock: Callable[[], float] = time.time
+    _cached: tuple[tuple[int, ...], Manifest, int] | None = None
 
     def now(self) -> int:
         """The console clock, unix seconds."""
         return int(self.clock())
 
     def manifest(self) -> Manifest:
-        """The manifest in force (read per page: the verifier may have reloaded it)."""
-        return parse_manifest(self.config.manifest_path.read_bytes())
+        """The manifest in force (re-read when the file changes: the verifier may reload)."""
+        return self._documents()[0]
 
     def token_ttl_s(self) -> int:
         """The policy's access-token lifetime: a device silent for longer holds no token."""
-        policy: Any = load_policy_file(self.config)
-        return int(policy.token.ttl_s)
+        return self._documents()[1]
+
+    def _documents(self) -> tuple[Manifest, int]:
+        paths = (self.config.manifest_path, self.config.policy_path)
+        stamp = tuple(p.stat().st_mtime_ns if p.exists() else 0 for p in paths)
+        if self._cached is None or self._cached[0] != stamp:
+            manifest = parse_manifest(self.config.manifest_path.read_bytes())
+            policy = load_policy_file(self.config)
+            self._cached = (stamp, manifest, policy.token.ttl_s)
+        return self._cached[1], self._cached[2]
 
     def record(self, event: str, data: dict[str, Any], device_id: str | None = None) -> None:
         """Append a ``console.*`` audit record (page views, sign-ins, verify runs)."""

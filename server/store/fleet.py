@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, replace
+from dataclasses import fields, replace
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, select, text, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from server.alerts.detect import Alert, DeviceState, detect_alerts
 from server.console.evidence import (
@@ -26,7 +26,7 @@ from server.console.evidence import (
     timezone,
 )
 from server.store import AuditRecord
-from server.store.console import write_tx
+from server.store.console import read_tx, write_tx
 from server.store.schema import (
     alert_deliveries,
     alert_events,
@@ -45,6 +45,7 @@ CONSENT_FIELD = "consent.manifest_sha256"  # manifest versions in use, counted l
 _ERASE_EVENTS = frozenset({"device.erased", "admin.device.erase"})
 _CHUNK = 500  # ids per IN (...) list: under SQLite's variable limit
 DAY_S = 86_400
+_OWN_EVENTS = "console."
 
 Values = set[tuple[str, str, str]]
 
@@ -62,6 +63,14 @@ def audit_from_row(row: Any) -> AuditRecord:
         row.prev_hash,
         row.hash,
     )
+
+
+_STATE_FIELDS = tuple(f.name for f in fields(DeviceState))
+
+
+def _state_row(state: DeviceState) -> dict[str, Any]:
+    # dataclasses.asdict deep-copies; this runs once per device per batch
+    return {name: getattr(state, name) for name in _STATE_FIELDS}
 
 
 def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
@@ -155,12 +164,16 @@ class FleetProjection:
         self.allow_run = allow_run
 
     def catch_up(self, *, limit: int = 5000, now: int) -> int:
-        """Apply up to ``limit`` records after the cursor; returns how many were applied."""
+        """Apply up to ``limit`` records after the cursor; returns how many were applied.
+        Records of the console itself (page views, sign-ins) are skipped, so a page that
+        catches up before rendering takes no write lock when nothing else happened."""
+        if not self._pending():
+            return 0
         with write_tx(self.engine) as conn:
             cursor = self._cursor(conn)
             rows = conn.execute(
                 select(audit_log)
-                .where(audit_log.c.seq > cursor)
+                .where(audit_log.c.seq > cursor, audit_log.c.event.not_like(f"{_OWN_EVENTS}%"))
                 .order_by(audit_log.c.seq)
                 .limit(limit)
             ).all()
@@ -179,14 +192,33 @@ class FleetProjection:
             )
             return len(records)
 
-    def lag(self) -> int:
-        """Audit records not yet applied."""
-        with self.engine.connect() as conn:
+    def lag(self, *, cap: int = 100_000) -> int:
+        """Audit records not yet applied (counted up to ``cap``)."""
+        a = audit_log.c
+        with read_tx(self.engine) as conn:
             cursor = conn.execute(
                 select(projection_cursor.c.seq).where(projection_cursor.c.name == CURSOR)
             ).scalar()
-            head = conn.execute(text("SELECT max(seq) FROM audit_log")).scalar()
-        return max(0, int(head or 0) - int(cursor or 0))
+            behind = (
+                select(a.seq)
+                .where(a.seq > (cursor or 0), a.event.not_like(f"{_OWN_EVENTS}%"))
+                .limit(cap)
+                .subquery()
+            )
+            return int(conn.execute(select(func.count()).select_from(behind)).scalar_one())
+
+    def _pending(self) -> bool:
+        a = audit_log.c
+        with read_tx(self.engine) as conn:
+            cursor = conn.execute(
+                select(projection_cursor.c.seq).where(projection_cursor.c.name == CURSOR)
+            ).scalar()
+            found = conn.execute(
+                select(a.seq)
+                .where(a.seq > (cursor or 0), a.event.not_like(f"{_OWN_EVENTS}%"))
+                .limit(1)
+            ).first()
+        return found is not None
 
     def _cursor(self, conn: Connection) -> int:
         query = select(projection_cursor.c.seq).where(projection_cursor.c.name == CURSOR)
@@ -221,7 +253,7 @@ class FleetProjection:
         upsert(
             conn,
             fleet_devices,
-            [asdict(batch.states[d]) for d in sorted(batch.changed_states)],
+            [_state_row(batch.states[d]) for d in sorted(batch.changed_states)],
             keys=["device_id"],
         )
         changed = sorted(batch.changed_values)
@@ -233,7 +265,14 @@ class FleetProjection:
             for f, v, d in batch.values[device]
         ]
         if rows:
-            conn.execute(insert(fleet_values), rows)
+            # the projection's bulkiest write: plain executemany, no per-row compilation
+            conn.exec_driver_sql(
+                "INSERT INTO fleet_values (field, value, detail, device_id) VALUES (?, ?, ?, ?)"
+                if conn.dialect.paramstyle == "qmark"
+                else "INSERT INTO fleet_values (field, value, detail, device_id) "
+                "VALUES (%s, %s, %s, %s)",
+                [(r["field"], r["value"], r["detail"], r["device_id"]) for r in rows],
+            )
         upsert(
             conn,
             fleet_value_counts,

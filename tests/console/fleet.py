@@ -56,10 +56,10 @@ class SeededFleet:
     device_ids: list[str] = field(default_factory=list)
 
 
-def _signals(rng: random.Random, spec: FleetSpec, index: int, round_: int) -> dict[str, Any]:
-    zone = ZONES[(index + (round_ if index % 17 == 0 else 0)) % len(ZONES)]
-    if spec.hostile_value is not None and index == 0:
-        zone = spec.hostile_value
+def _signals(spec: FleetSpec, index: int, round_: int) -> dict[str, Any]:
+    # few distinct combinations (zone, relay, proxy, tunnel), so serialized data is shared
+    z = (index + (round_ if index % 17 == 0 else 0)) % len(ZONES)
+    zone = spec.hostile_value if spec.hostile_value is not None and index == 0 else ZONES[z]
     relay = index % 9 == 0 and round_ > 0
     tools = [
         {
@@ -71,18 +71,18 @@ def _signals(rng: random.Random, spec: FleetSpec, index: int, round_: int) -> di
             "classification": "custom" if relay else "official",
         }
     ]
-    signals: dict[str, Any] = {
+    return {
         "timezone.iana": zone,
         "timezone.source": "tzlocal",
-        "timezone.utc_offset_minutes": 60 * (index % 12),
-        "timezone.dst": bool(index % 2),
+        "timezone.utc_offset_minutes": 60 * (z - 3),
+        "timezone.dst": z % 2 == 0,
         "baseurl.env": [],
         "baseurl.tools": tools,
         "proxy.env": [
             {
                 "source": "env:HTTPS_PROXY",
                 "scheme": "http",
-                "host": PROXIES[index % 2],
+                "host": PROXIES[z % 2],
                 "port": 3128,
                 "has_credentials": False,
             }
@@ -91,11 +91,10 @@ def _signals(rng: random.Random, spec: FleetSpec, index: int, round_: int) -> di
         else [],
         "proxy.tunnels": [{"name": "wg0", "kind": "wireguard"}] if index % 7 == 0 else [],
     }
-    return signals
 
 
 def _attest_data(
-    signals: dict[str, Any], key_class: str, deny: bool, at: int, n: int
+    signals: dict[str, Any], key_class: str, deny: bool, second_manifest: bool
 ) -> dict[str, Any]:
     results = [
         {"rule": "key_class", "mode": "enforce", "passed": True, "reason": "ok"},
@@ -106,23 +105,38 @@ def _attest_data(
             "reason": "custom base URL" if deny else "official endpoints only",
         },
     ]
-    nonce = hashlib.sha256(f"{at}-{n}".encode()).hexdigest()
+    # iat, nonce and jti are the same for equal data: the console shows none of them
     return {
         "key_class": key_class,
         "policy_version": "seeded-1",
         "results": results,
         "signals": signals,
         "consent": {
-            "manifest_sha256": MANIFESTS[n % 7 == 0],
-            "granted_at": at - 60,
+            "manifest_sha256": MANIFESTS[second_manifest],
+            "granted_at": 1_780_000_000,
             "fields": sorted(signals),
         },
-        "nonce_sha256": nonce,
-        "iat": at,
+        "nonce_sha256": "0" * 64,
+        "iat": 1_780_000_000,
         "clock_skew_s": 0,
         "swversion": "0.1.0",
-        "jti": None if deny else nonce[:22],
+        "jti": None if deny else "seeded",
     }
+
+
+class _DataCache:
+    """Serialized audit data and its digest, shared by records with equal data (speed)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[str, str]] = {}
+
+    def get(self, data: dict[str, Any]) -> tuple[str, str]:
+        key = repr(data)
+        found = self._cache.get(key)
+        if found is None:
+            text = serialize_data(data)
+            found = self._cache[key] = (text, data_digest(text))
+        return found
 
 
 class _Chain:
@@ -132,13 +146,13 @@ class _Chain:
                 select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
             ).first()
         self.seq, self.prev = (head.seq, head.hash) if head else (0, GENESIS_HASH)
+        self.data = _DataCache()
 
     def row(
         self, at: int, event: str, device: str | None, decision: str | None, data: dict[str, Any]
     ) -> dict[str, Any]:
         self.seq += 1
-        text = serialize_data(data)
-        digest = data_digest(text)
+        text, digest = self.data.get(data)
         h = chain_hash(
             prev_hash=self.prev,
             seq=self.seq,
@@ -204,9 +218,9 @@ def seed_fleet(engine: Engine, spec: FleetSpec, *, batch: int = 5000) -> SeededF
             for r in range(spec.attestations_per_device):
                 at = enrolled + 3600 + r * (spec.span_s // max(1, spec.attestations_per_device))
                 at += rng.randrange(600)
-                signals = _signals(rng, spec, i, r)
+                signals = _signals(spec, i, r)
                 deny = signals["baseurl.tools"][0]["classification"] == "custom"
-                data = _attest_data(signals, key_class, deny, at, i + r)
+                data = _attest_data(signals, key_class, deny, (i + r) % 7 == 0)
                 audit_rows.append(
                     chain.row(at, "attest", device_id, "deny" if deny else "allow", data)
                 )

@@ -49,13 +49,17 @@ def _timeline(records: list[AuditRecord]) -> list[dict[str, Any]]:
 
 
 def _consents(records: list[AuditRecord]) -> list[dict[str, Any]]:
-    """Each distinct consent the device's evidence carried, newest first."""
+    """Each change of consent (manifest, fields) in the device's evidence, newest first."""
+    # records come newest first: keep the oldest record of each run of the same consent
     seen: list[dict[str, Any]] = []
-    for r in records:
+    for r in reversed(records):
         consent = (r.data or {}).get("consent") if r.event == "attest" else None
-        if isinstance(consent, dict) and (not seen or seen[-1]["consent"] != consent):
-            seen.append({"seq": r.seq, "at": r.at, "consent": consent})
-    return seen
+        if not isinstance(consent, dict):
+            continue
+        key = (consent.get("manifest_sha256"), consent.get("fields"))
+        if not seen or seen[-1]["key"] != key:
+            seen.append({"seq": r.seq, "at": r.at, "consent": consent, "key": key})
+    return list(reversed(seen))
 
 
 def router() -> APIRouter:
