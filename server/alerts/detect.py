@@ -39,6 +39,8 @@ class DeviceState:
     allow_run: int
     timezone: str | None
     baseurls: str
+    key_class: str = ""
+    state: str = "active"
 
 
 @dataclass(frozen=True)

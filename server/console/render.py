@@ -14,8 +14,8 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 
 def iso_time(at: int | None) -> str:
-    """Unix seconds as ``2026-01-31 08:00:00Z``."""
-    if at is None:
+    """Unix seconds as ``2026-01-31 08:00:00Z`` (0 and None: never)."""
+    if not at:
         return "never"
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 

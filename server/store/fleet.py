@@ -31,6 +31,7 @@ from server.store.schema import (
     alert_deliveries,
     alert_events,
     audit_log,
+    fleet_counts,
     fleet_daily,
     fleet_devices,
     fleet_reasons,
@@ -38,11 +39,13 @@ from server.store.schema import (
     fleet_values,
     projection_cursor,
 )
+from server.store.schema import devices as device_table
 from server.store.upsert import upsert
 
 CURSOR = "fleet"
 CONSENT_FIELD = "consent.manifest_sha256"  # manifest versions in use, counted like a field
 _ERASE_EVENTS = frozenset({"device.erased", "admin.device.erase"})
+_REVOKE_EVENTS = frozenset({"admin.device.revoke"})
 _CHUNK = 500  # ids per IN (...) list: under SQLite's variable limit
 DAY_S = 86_400
 _OWN_EVENTS = "console."
@@ -82,9 +85,15 @@ class _Batch:
     """The effect of a run of audit records, accumulated in memory, then written at once."""
 
     def __init__(
-        self, states: dict[str, DeviceState], values: dict[str, Values], allow_run: int
+        self,
+        states: dict[str, DeviceState],
+        values: dict[str, Values],
+        key_classes: dict[str, str],
+        allow_run: int,
     ) -> None:
         self.states = states
+        self.key_classes = key_classes
+        self.tallies: Counter[tuple[str, str]] = Counter()
         self.values = values
         self.allow_run = allow_run
         self.changed_values: set[str] = set()
@@ -113,11 +122,19 @@ class _Batch:
             return
         prev = self.states.get(device)
         self.alerts.extend(detect_alerts(prev, record, allow_run=self.allow_run))
+        if prev is None and record.event in ("enroll", "attest"):
+            key_class = self.key_classes.get(device) or str((record.data or {}).get("key_class"))
+            prev = DeviceState(device, 0, 0, "", 0, 0, 0, None, "{}", key_class, "active")
+            self.tallies[("device", f"{key_class}|active")] += 1
+            self._put(prev)
+        if prev is None:
+            return
         if record.event in _ERASE_EVENTS:
             self._set_values(device, set())
-            if prev is not None:
-                self.states[device] = replace(prev, timezone=None, baseurls="{}")
-                self.changed_states.add(device)
+            self._put(replace(prev, timezone=None, baseurls="{}"), state="erased")
+            return
+        if record.event in _REVOKE_EVENTS and prev.state == "active":
+            self._put(prev, state="revoked")
             return
         if record.event != "attest" or record.decision not in ("allow", "deny"):
             return
@@ -125,7 +142,10 @@ class _Batch:
         denied = record.decision == "deny"
         for reason in deny_reasons(record.data) if denied else ():
             self.reasons[reason] += 1
-        base = prev or DeviceState(device, 0, 0, "", 0, 0, 0, None, "{}")
+        base = prev
+        if base.last_decision:
+            self.tallies[("decision", base.last_decision)] -= 1
+        self.tallies[("decision", record.decision)] += 1
         state = replace(
             base,
             last_seq=record.seq,
@@ -145,8 +165,16 @@ class _Batch:
             if isinstance(consent, dict) and consent.get("manifest_sha256"):
                 values.add((CONSENT_FIELD, str(consent["manifest_sha256"])[:64], ""))
             self._set_values(device, values)
-        self.states[device] = state
-        self.changed_states.add(device)
+        self._put(state)
+
+    def _put(self, device: DeviceState, *, state: str | None = None) -> None:
+        """Store a device's new state; a changed ``state`` moves it between tallies."""
+        if state is not None and state != device.state:
+            self.tallies[("device", f"{device.key_class}|{device.state}")] -= 1
+            self.tallies[("device", f"{device.key_class}|{state}")] += 1
+            device = replace(device, state=state)
+        self.states[device.device_id] = device
+        self.changed_states.add(device.device_id)
 
 
 class FleetProjection:
@@ -235,10 +263,14 @@ class FleetProjection:
     @staticmethod
     def _load(
         conn: Connection, devices: Sequence[str]
-    ) -> tuple[dict[str, DeviceState], dict[str, Values]]:
+    ) -> tuple[dict[str, DeviceState], dict[str, Values], dict[str, str]]:
         states: dict[str, DeviceState] = {}
         values: dict[str, Values] = {}
+        key_classes: dict[str, str] = {}
+        d = device_table.c
         for chunk in _chunks(devices):
+            for row in conn.execute(select(d.device_id, d.key_class).where(d.device_id.in_(chunk))):
+                key_classes[row.device_id] = row.key_class
             for row in conn.execute(
                 select(fleet_devices).where(fleet_devices.c.device_id.in_(chunk))
             ):
@@ -247,7 +279,7 @@ class FleetProjection:
                 select(fleet_values).where(fleet_values.c.device_id.in_(chunk))
             ):
                 values.setdefault(row.device_id, set()).add((row.field, row.value, row.detail))
-        return states, values
+        return states, values, key_classes
 
     def _write(self, conn: Connection, batch: _Batch, *, now: int) -> None:
         upsert(
@@ -290,6 +322,13 @@ class FleetProjection:
             [{"day": day, "decision": dec, "count": n} for (day, dec), n in batch.daily.items()],
             keys=["day", "decision"],
             add=["count"],
+        )
+        upsert(
+            conn,
+            fleet_counts,
+            [{"kind": k, "key": key, "n": n} for (k, key), n in batch.tallies.items() if n],
+            keys=["kind", "key"],
+            add=["n"],
         )
         upsert(
             conn,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, func, inspect, literal_column, or_, select
+from sqlalchemy import Engine, case, func, inspect, literal_column, or_, select
 
 from server.store import AuditRecord
 from server.store.console import read_tx
@@ -14,6 +14,7 @@ from server.store.fleet import audit_from_row
 from server.store.schema import (
     audit_log,
     devices,
+    fleet_counts,
     fleet_daily,
     fleet_devices,
     fleet_reasons,
@@ -73,26 +74,20 @@ class FleetQueries:
     def overview(self, *, fresh_since: int, days_since: int) -> Overview:
         """Devices by key class and state, by last decision, stale count, decisions per day,
         top denial reasons."""
-        d, f = devices.c, fleet_devices.c
-        state = _state_expr()
-        active_clause = and_(d.revoked_at.is_(None), d.erased_at.is_(None))
+        f, c = fleet_devices.c, fleet_counts.c
         with read_tx(self.engine) as conn:
-            by_class = {
-                (str(k), str(s)): int(n)
-                for k, s, n in conn.execute(
-                    select(d.key_class, state, func.count()).group_by(d.key_class, state)
-                )
-            }
-            by_decision = {
-                str(k): int(n)
-                for k, n in conn.execute(
-                    select(f.last_decision, func.count()).group_by(f.last_decision)
-                )
-            }
+            by_class: dict[tuple[str, str], int] = {}
+            by_decision: dict[str, int] = {}
+            for kind, key, n in conn.execute(select(c.kind, c.key, c.n).where(c.n != 0)):
+                if kind == "device":
+                    key_class, _, state = str(key).partition("|")
+                    by_class[(key_class, state)] = int(n)
+                elif kind == "decision":
+                    by_decision[str(key)] = int(n)
             fresh = conn.execute(
                 select(func.count())
-                .select_from(fleet_devices.join(devices, d.device_id == f.device_id))
-                .where(f.last_at >= fresh_since, active_clause)
+                .select_from(fleet_devices)
+                .where(f.state == "active", f.last_at >= fresh_since)
             ).scalar_one()
             daily = [
                 (int(day), str(dec), int(n))
@@ -108,6 +103,19 @@ class FleetQueries:
             ]
         active = sum(n for (_, s), n in by_class.items() if s == "active")
         return Overview(by_class, by_decision, active, int(fresh), daily, reasons)
+
+    def stale_devices(self, *, before: int, limit: int) -> list[dict[str, Any]]:
+        """Active devices whose last attestation (0: none) is older than ``before``, oldest
+        first."""
+        f = fleet_devices.c
+        query = (
+            select(f.device_id, f.key_class, f.last_at, f.last_decision)
+            .where(f.state == "active", f.last_at < before)
+            .order_by(f.last_at, f.device_id)
+            .limit(limit)
+        )
+        with read_tx(self.engine) as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
 
     def devices(self, flt: DeviceFilter, *, limit: int = PAGE) -> list[dict[str, Any]]:
         """One page of devices (ordered by id, after ``flt.after``), with their latest state."""

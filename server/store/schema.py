@@ -128,8 +128,11 @@ fleet_devices = Table(
     Column("allow_run", Integer, nullable=False),
     Column("timezone", String(128), nullable=True),
     Column("baseurls", Text, nullable=False),
+    Column("key_class", String(32), nullable=False),
+    Column("state", String(16), nullable=False),
 )
 Index("ix_fleet_devices_last_at", fleet_devices.c.last_at)
+Index("ix_fleet_devices_state_last_at", fleet_devices.c.state, fleet_devices.c.last_at)
 Index("ix_fleet_devices_decision", fleet_devices.c.last_decision, fleet_devices.c.device_id)
 
 fleet_values = Table(
@@ -149,6 +152,15 @@ fleet_value_counts = Table(
     Column("value", String(255), primary_key=True),
     Column("detail", String(64), primary_key=True),
     Column("devices", Integer, nullable=False),
+)
+
+# devices by key class and state, and by last decision: read by the fleet page in O(1)
+fleet_counts = Table(
+    "fleet_counts",
+    metadata,
+    Column("kind", String(16), primary_key=True),
+    Column("key", String(64), primary_key=True),
+    Column("n", Integer, nullable=False),
 )
 
 fleet_daily = Table(
@@ -198,3 +210,4 @@ alert_deliveries = Table(
 )
 Index("ix_alert_deliveries_due", alert_deliveries.c.state, alert_deliveries.c.next_attempt_at)
 Index("ix_devices_key_class", devices.c.key_class, devices.c.revoked_at, devices.c.erased_at)
+Index("ix_devices_revoked_at", devices.c.revoked_at)

@@ -189,7 +189,7 @@ def seed_fleet(engine: Engine, spec: FleetSpec, *, batch: int = 5000) -> SeededF
             key_class = rng.choices([k for k, _ in KEY_CLASSES], [w for _, w in KEY_CLASSES])[0]
             enrolled = spec.start_at + (i * spec.span_s // max(1, spec.devices)) // 4
             jkt = hashlib.sha256(device_id.encode()).hexdigest()[:43]
-            revoked = enrolled + 10 if i % 50 == 49 else None
+            revoked = spec.start_at + spec.span_s if i % 50 == 49 else None  # after attesting
             device_rows.append(
                 {
                     "device_id": device_id,
@@ -216,8 +216,9 @@ def seed_fleet(engine: Engine, spec: FleetSpec, *, batch: int = 5000) -> SeededF
                 )
             )
             for r in range(spec.attestations_per_device):
-                at = enrolled + 3600 + r * (spec.span_s // max(1, spec.attestations_per_device))
-                at += rng.randrange(600)
+                # spread over the rest of the span: the last one lands before start + span
+                step = (spec.span_s * 3 // 4 - 4200) // max(1, spec.attestations_per_device)
+                at = enrolled + 3600 + r * step + rng.randrange(600)
                 signals = _signals(spec, i, r)
                 deny = signals["baseurl.tools"][0]["classification"] == "custom"
                 data = _attest_data(signals, key_class, deny, (i + r) % 7 == 0)
@@ -239,6 +240,12 @@ def seed_fleet(engine: Engine, spec: FleetSpec, *, batch: int = 5000) -> SeededF
                             },
                         )
                     )
+            if revoked is not None:  # as 'envattest-server devices revoke' records it
+                audit_rows.append(
+                    chain.row(
+                        revoked, "admin.device.revoke", device_id, None, {"already_revoked": False}
+                    )
+                )
             out.by_key_class[key_class] = out.by_key_class.get(key_class, 0) + (revoked is None)
             out.device_ids.append(device_id)
         with engine.begin() as conn:

@@ -173,3 +173,27 @@ def test_evidence_changes_read_as_sentences() -> None:
         "base URL for codex:user changed from official api.openai.com to custom relay.example",
         "proxy.tunnels: added wireguard",
     ]
+
+
+def test_device_tallies_follow_enrollment_revocation_and_erasure(engine: Engine) -> None:
+    seed_fleet(engine, FleetSpec(devices=50, attestations_per_device=2, start_at=NOW - 10_000))
+    store = SqlStore(engine)
+    store.set_device_state("dev-0000003", revoked_at=NOW)
+    store.append_audit(AuditEvent("admin.device.revoke", "dev-0000003", None, {}))
+    store.erase_device("dev-0000004", now=NOW)
+    store.append_audit(AuditEvent("device.erased", "dev-0000004", None, {}))
+    _catch_up(FleetProjection(engine))
+    with engine.connect() as conn:
+        truth = {
+            (k, s): n
+            for k, s, n in conn.execute(
+                text(
+                    "SELECT key_class, CASE WHEN erased_at IS NOT NULL THEN 'erased' "
+                    "WHEN revoked_at IS NOT NULL THEN 'revoked' ELSE 'active' END, count(*) "
+                    "FROM devices GROUP BY 1, 2"
+                )
+            )
+        }
+    overview = FleetQueries(engine).overview(fresh_since=0, days_since=0)
+    assert overview.by_key_class == truth
+    assert overview.active == sum(n for (_, s), n in truth.items() if s == "active")

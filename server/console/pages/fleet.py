@@ -11,7 +11,7 @@ from server.console.auth import Viewer
 from server.console.context import ConsoleContext
 from server.console.render import render
 from server.store.fleet import DAY_S
-from server.store.fleet_queries import DeviceFilter, Overview
+from server.store.fleet_queries import Overview
 
 CHART_DAYS = 30
 SVG_HEADERS = {
@@ -37,7 +37,7 @@ def router() -> APIRouter:
     def fleet(request: Request, _who: Viewer) -> Response:
         ctx: ConsoleContext = request.app.state.ctx
         overview, _days, ttl = _overview(ctx)
-        stale = ctx.fleet.devices(DeviceFilter(stale_before=ctx.now() - ttl), limit=20)
+        stale = ctx.fleet.stale_devices(before=ctx.now() - ttl, limit=20)
         classes = sorted({k for k, _ in overview.by_key_class})
         return render(
             request,

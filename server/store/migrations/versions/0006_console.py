@@ -50,6 +50,8 @@ def upgrade() -> None:
         sa.Column("allow_run", sa.Integer, nullable=False),
         sa.Column("timezone", sa.String(128), nullable=True),
         sa.Column("baseurls", sa.Text, nullable=False),
+        sa.Column("key_class", sa.String(32), nullable=False),
+        sa.Column("state", sa.String(16), nullable=False),
     )
     op.create_table(
         "fleet_values",
@@ -64,6 +66,12 @@ def upgrade() -> None:
         sa.Column("value", sa.String(255), primary_key=True),
         sa.Column("detail", sa.String(64), primary_key=True),
         sa.Column("devices", sa.Integer, nullable=False),
+    )
+    op.create_table(
+        "fleet_counts",
+        sa.Column("kind", sa.String(16), primary_key=True),
+        sa.Column("key", sa.String(64), primary_key=True),
+        sa.Column("n", sa.Integer, nullable=False),
     )
     op.create_table(
         "fleet_daily",
@@ -103,8 +111,10 @@ def upgrade() -> None:
     op.create_index("ix_console_identities_user", "console_identities", ["user_id"])
     op.create_index("ix_console_sessions_expires_at", "console_sessions", ["expires_at"])
     op.create_index("ix_fleet_devices_last_at", "fleet_devices", ["last_at"])
+    op.create_index("ix_fleet_devices_state_last_at", "fleet_devices", ["state", "last_at"])
     op.create_index("ix_fleet_devices_decision", "fleet_devices", ["last_decision", "device_id"])
     op.create_index("ix_fleet_values_device", "fleet_values", ["device_id"])
     op.create_index("ix_alert_events_at", "alert_events", ["at"])
     op.create_index("ix_alert_deliveries_due", "alert_deliveries", ["state", "next_attempt_at"])
     op.create_index("ix_devices_key_class", "devices", ["key_class", "revoked_at", "erased_at"])
+    op.create_index("ix_devices_revoked_at", "devices", ["revoked_at"])
