@@ -38,7 +38,7 @@ def router(runtime: Runtime) -> APIRouter:
     """The token-status route."""
     api = APIRouter(tags=["device"])
 
-    @api.get("/v1/token/status", responses=problem_responses(429, 503))
+    @api.get("/v1/token/status", responses=problem_responses(400, 413, 429, 503))
     async def status(request: Request) -> dict[str, Any]:
         """Whether the bearer's access token is still active, and if not, what to do."""
         token = bearer_token(request.headers.get("authorization"), None)
