@@ -54,7 +54,9 @@ def token(device: TestDevice) -> str:
     return str(answer.json()["access_token"])
 
 
-def test_a_dpop_request_reaches_the_upstream(gateway: Gateway, device: TestDevice, token: str) -> None:
+def test_a_dpop_request_reaches_the_upstream(
+    gateway: Gateway, device: TestDevice, token: str
+) -> None:
     url, _, seen = gateway
     seen.clear()
     for method in ("GET", "POST"):

@@ -35,9 +35,7 @@ def configure(
     server: VerifierProcess, *, binding: str = "dpop", extra_policy: str = "", **settings: Any
 ) -> VerifierProcess:
     """Write a policy with ``[token] binding`` and append settings to server.toml."""
-    (server.data_dir / "policy.toml").write_text(
-        POLICY.format(binding=binding, extra=extra_policy)
-    )
+    (server.data_dir / "policy.toml").write_text(POLICY.format(binding=binding, extra=extra_policy))
     with (server.data_dir / "server.toml").open("a") as config:
         for name, value in settings.items():
             config.write(f"{name} = {value!r}\n".replace("'", '"'))
@@ -49,9 +47,7 @@ def dpop_verifier(data_dir: Path, *, database_url: str = "", **settings: Any) ->
     return configure(init_verifier(data_dir, database_url=database_url), **settings)
 
 
-def proof(
-    key: SoftwareKey, token: str | None, method: str, url: str, **overrides: Any
-) -> str:
+def proof(key: SoftwareKey, token: str | None, method: str, url: str, **overrides: Any) -> str:
     """A DPoP proof by ``key`` for one request."""
     return create_proof(
         signer=key.sign,
@@ -63,7 +59,9 @@ def proof(
     )
 
 
-def dpop_headers(device: TestDevice, token: str, method: str, url: str, **kw: Any) -> dict[str, str]:
+def dpop_headers(
+    device: TestDevice, token: str, method: str, url: str, **kw: Any
+) -> dict[str, str]:
     """Authorization: DPoP and a fresh proof for ``method url``."""
     return {"Authorization": f"DPoP {token}", "DPoP": proof(device.key, token, method, url, **kw)}
 
