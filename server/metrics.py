@@ -16,29 +16,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.store import AuditRecord
 
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics", "RequestMetricsMiddleware", "token_denial_reason"]
-
-decision_log = logging.getLogger("envattest.decision")
-
-# token-check refusals by cause, mapped to a closed set of label values (bounded cardinality)
-_TOKEN_DENIALS = (
-    ("missing", "missing"),
-    ("token: ExpiredSignature", "expired"),
-    ("token: InvalidAudience", "audience"),
-    ("token:", "invalid"),
-    ("device", "device-inactive"),
-    ("cnf.jkt", "key-mismatch"),
-    ("dpop", "dpop"),
-    ("DPoP", "dpop"),
-)
-
-
-def token_denial_reason(detail: str) -> str:
-    """The label value for a token-check refusal's audit detail."""
-    return next((label for prefix, label in _TOKEN_DENIALS if detail.startswith(prefix)), "other")
-
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics", "RequestMetricsMiddleware"]
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+decision_log = logging.getLogger("envattest.decision")
 
 
 class Metrics:
@@ -71,6 +52,10 @@ class Metrics:
             "envattest_token_checks", "Introspection and forward-auth checks by result",
             ["endpoint", "result"], registry=r,
         )  # fmt: skip
+        self.token_refusals = Counter(
+            "envattest_token_refusals", "Forward-auth and introspection refusals by check step",
+            ["endpoint", "step"], registry=r,
+        )  # fmt: skip
         self.rate_limited = Counter(
             "envattest_rate_limited", "Requests refused with 429, by limit", ["limit"], registry=r
         )
@@ -80,10 +65,6 @@ class Metrics:
         self.attestation_denials = Counter(
             "envattest_attestation_denials", "Attestations denied or rejected, by reason "
             "(the enforce rule that failed, or step:<pipeline step>)", ["reason"], registry=r,
-        )  # fmt: skip
-        self.token_check_denials = Counter(
-            "envattest_token_check_denials", "Token checks refused, by endpoint and reason",
-            ["endpoint", "reason"], registry=r,
         )  # fmt: skip
         self.devices = Gauge(
             "envattest_devices", "Enrolled devices by key class and state",

@@ -1,8 +1,8 @@
 """Which audit records raise an alert, given the device's state before them.
 
 Kinds (DESIGN: console, alerts): a device's base-URL classification or time zone changed, a
-deny after a run of allows, a usage rule fired (``usage.rule`` audit events, written by the
-usage observer), and an audit verify failure (raised by whoever ran the verification).
+deny after a run of allows, a usage rule fired (``usage.denied`` / ``usage.reported`` audit
+records, written at forward auth), and an audit verify failure (raised by whoever ran it).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from enum import StrEnum
 from server.console.evidence import base_url_changes, base_urls, decode_base_urls, timezone
 from server.store import AuditRecord
 
-USAGE_RULE_EVENT = "usage.rule"
+USAGE_RULE_EVENTS = frozenset({"usage.denied", "usage.reported"})
 
 
 class AlertKind(StrEnum):
@@ -56,16 +56,11 @@ class Alert:
 def detect_alerts(prev: DeviceState | None, record: AuditRecord, *, allow_run: int) -> list[Alert]:
     """Alerts raised by ``record`` for a device last seen as ``prev`` (None: first record)."""
     device = record.device_id
-    if record.event == USAGE_RULE_EVENT:
-        rule = str((record.data or {}).get("rule", "unknown rule"))
-        return [
-            Alert(
-                AlertKind.USAGE_RULE,
-                f"usage rule {rule} fired for device {device}",
-                device,
-                record.seq,
-            )
-        ]
+    if record.event in USAGE_RULE_EVENTS:
+        data = record.data or {}
+        rule, mode = str(data.get("rule", "unknown rule")), str(data.get("mode", ""))
+        what = f"usage rule {rule} ({mode}) fired for device {device}: {data.get('reason', '')}"
+        return [Alert(AlertKind.USAGE_RULE, what.rstrip(": "), device, record.seq)]
     if record.event != "attest" or prev is None:
         return []
     out: list[Alert] = []

@@ -20,6 +20,8 @@ from server.store.schema import (
     fleet_reasons,
     fleet_value_counts,
     fleet_values,
+    usage_networks,
+    usage_requests,
 )
 
 PAGE = 50
@@ -188,6 +190,27 @@ class FleetQueries:
                 select(fleet_devices).where(fleet_devices.c.device_id == device_id)
             ).first()
         return None if row is None else dict(row._mapping)
+
+    def usage(self, device_id: str, *, since: int) -> tuple[list[dict[str, Any]], int]:
+        """Verifier-observed usage of a device's tokens: client networks (newest first) and
+        requests since ``since`` (unix seconds)."""
+        n, q = usage_networks.c, usage_requests.c
+        with read_tx(self.engine) as conn:
+            networks = [
+                dict(r._mapping)
+                for r in conn.execute(
+                    select(n.network, n.jti, n.first_seen, n.last_seen)
+                    .where(n.device_id == device_id)
+                    .order_by(n.last_seen.desc())
+                    .limit(20)
+                )
+            ]
+            requests = conn.execute(
+                select(func.coalesce(func.sum(q.requests), 0)).where(
+                    q.device_id == device_id, q.minute >= since // 60
+                )
+            ).scalar_one()
+        return networks, int(requests)
 
     def latest_checkpoint(self) -> dict[str, Any] | None:
         """The newest signed audit checkpoint, where the database has checkpoints."""

@@ -96,7 +96,7 @@ def test_metrics_on_their_own_address_with_deny_reasons_and_device_gauges(
     text = deadline_text
     assert 'envattest_devices{key_class="software",state="active"} 1.0' in text
     assert 'envattest_attestation_denials_total{reason="required_fields"} 1.0' in text
-    assert 'envattest_token_check_denials_total{endpoint="authz",reason="invalid"} 1.0' in text
+    assert 'envattest_token_refusals_total{endpoint="authz",step="token"} 1.0' in text
     log = verifier.log_path.read_text()
     line = next(x for x in log.splitlines() if "attestation deny for device" in x)
     assert device.device_id in line

@@ -145,11 +145,18 @@ def test_a_deny_after_fewer_allows_than_the_run_raises_nothing(engine: Engine) -
 
 def test_usage_rule_events_raise_an_alert(engine: Engine) -> None:
     store = SqlStore(engine)
-    store.append_audit(AuditEvent("usage.rule", "d9", None, {"rule": "distinct_networks"}))
+    store.append_audit(
+        AuditEvent(
+            "usage.denied",
+            "d9",
+            "deny",
+            {"rule": "distinct_networks", "mode": "enforce", "reason": "3 networks for one token"},
+        )
+    )
     _catch_up(FleetProjection(engine, alert_targets=lambda: ()))
     (alert,) = AlertStore(engine).recent()
     assert alert.kind == AlertKind.USAGE_RULE
-    assert "distinct_networks" in alert.summary
+    assert "usage rule distinct_networks (enforce) fired for device d9" in alert.summary
     assert alert.state is None  # no webhook configured: recorded only
 
 

@@ -110,6 +110,7 @@ def router() -> APIRouter:
         )
         enroll = ctx.audit.page(AuditFilter(event="enroll", device_id=found.device_id), limit=1)
         timeline = _timeline(records)
+        networks, requests = ctx.fleet.usage(found.device_id, since=ctx.now() - 86_400)
         return render(
             request,
             "device.html",
@@ -120,6 +121,8 @@ def router() -> APIRouter:
                 "consents": _consents(records),
                 "enroll": enroll[0] if enroll else None,
                 "usage": [r for r in records if r.event.startswith("usage.")],
+                "networks": networks,
+                "requests_24h": requests,
                 "next_before": timeline[-1]["r"].seq if len(records) > TIMELINE else None,
             },
         )
