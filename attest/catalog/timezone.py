@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from attest.catalog import Family, Field, FieldId, Sensitivity
+from attest.catalog.values import UtcOffsetMinutes, ZoneName, ZoneSource
 
 FIELDS = (
     Field(
         id=FieldId("timezone.iana"),
         family=Family.TIMEZONE,
-        value_type=str | None,
+        value_type=ZoneName | None,
         type_name="string | null",
-        description="IANA time zone name of the system clock (tzlocal); null when unknown.",
+        description="IANA time zone name of the system clock, canonical in tzdata (a "
+        "backward link such as Asia/Calcutta is sent as Asia/Kolkata); null when unknown.",
         sensitivity=Sensitivity.MEDIUM,
         example="Europe/Berlin",
         never="locale, language, geolocation",
@@ -18,7 +20,7 @@ FIELDS = (
     Field(
         id=FieldId("timezone.source"),
         family=Family.TIMEZONE,
-        value_type=str,
+        value_type=ZoneSource,
         type_name="string",
         description="Where the zone name came from: TZ, /etc/localtime, /etc/timezone, "
         "/etc/sysconfig/clock, /etc/conf.d/clock, timedatectl, registry, systemsetup or "
@@ -29,9 +31,10 @@ FIELDS = (
     Field(
         id=FieldId("timezone.utc_offset_minutes"),
         family=Family.TIMEZONE,
-        value_type=int,
+        value_type=UtcOffsetMinutes,
         type_name="integer",
-        description="Current offset from UTC in minutes, DST included.",
+        description="The system clock's current offset from UTC in minutes, DST included; "
+        "the verifier checks it against the zone at iat.",
         sensitivity=Sensitivity.MEDIUM,
         example=60,
     ),
