@@ -70,12 +70,23 @@ def canonical_host(host: str) -> str | None:
     host = host[:-1] if host.endswith(".") else host
     if not host or len(host) > _MAX_HOST or not host.isascii() or not _NAME.fullmatch(host):
         return None
+    if not all(_valid_punycode(label) for label in host.split(".") if label.startswith("xn--")):
+        return None
     if _IPV4_NUMERIC.fullmatch(host):
         try:  # what getaddrinfo makes of numeric hosts: 127.1, 0x7f.0.0.1, 2130706433
             return socket.inet_ntoa(socket.inet_aton(host))
         except OSError:
             return host if any(c.isalpha() and c != "x" for c in host) else None
     return host
+
+
+def _valid_punycode(label: str) -> bool:
+    """An ``xn--`` label must decode to printable, non-ASCII text, or no resolver gets it."""
+    try:
+        text = label[4:].encode("ascii").decode("punycode")
+    except (UnicodeError, ValueError):
+        return False
+    return bool(text) and not text.isascii() and text.isprintable()
 
 
 def _port(text: str | int | None) -> int | bool | None:

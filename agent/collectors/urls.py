@@ -24,14 +24,15 @@ def destinations(
 ) -> tuple[Destination, ...]:
     """Every distinct place ``readers``' clients would connect to; empty when none could.
 
-    Without ``://`` the value is taken as ``[user@]host[:port]`` under ``default_scheme``, as
-    Node's proxy-from-env and httpx do for proxy variables, if it has a port, a dot or
-    brackets; a bare word is refused rather than guessed, so that a pasted token or path is
-    never reported as a "host".
+    With a ``default_scheme`` (proxies), a value without ``://`` is taken as
+    ``[user@]host[:port]`` under it, as Node's proxy-from-env and httpx do, if it has a port,
+    a dot or brackets; a bare word is refused rather than guessed, so that a pasted token or
+    path is never reported as a "host". Without one (base URLs) the readers decide alone:
+    WHATWG reads ``https:relay.example`` as a URL, and so must we.
     """
     text = raw
-    if "://" not in raw:
-        if default_scheme is None or not _looks_like_host_port(raw.strip(_C0_OR_SPACE)):
+    if default_scheme is not None and "://" not in raw:
+        if not _looks_like_host_port(raw.strip(_C0_OR_SPACE)):
             return ()
         text = f"{default_scheme}://{raw.strip(_C0_OR_SPACE)}"
     found: list[Destination] = []

@@ -26,13 +26,14 @@ MAX_ITEMS: Final = 256
 """No machine has more proxies, base URLs or tunnels than this; a longer list is an attack."""
 MAX_ZONE = 64
 MAX_CODE = 32
+MAX_INTERFACE_NAME = 64
 
 _SOURCE = re.compile(r"[A-Za-z0-9_.:<>/+-]{1,128}")
 _HOST = re.compile(r"[a-z0-9_.:-]{0,253}")  # empty only for a PAC file: URL
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]{0,31}")
 _CODE = re.compile(r"[a-z0-9-]{1,32}")
 _ZONE = re.compile(r"[A-Za-z0-9_+/-]{1,64}")
-_NAME = re.compile(r"[A-Za-z0-9_.:@-]{1,64}")
+_NAME = re.compile(r"[^\x00-\x1f\x7f-\x9f]{1,64}")  # Windows names have spaces
 _PATTERN = re.compile(r"[A-Za-z0-9.*:_\[\]/%-]{1,255}")
 
 
