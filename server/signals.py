@@ -33,9 +33,6 @@ def check_signal_values(signals: Mapping[FieldId, object]) -> None:
         adapter = _ADAPTERS.get(field_id)
         if adapter is None:
             raise SignalValueError(f"{field_id} is not a catalog field")
-        # Cheap before validating: a huge list is refused without looking at its entries.
-        if isinstance(value, list) and len(value) > MAX_ITEMS:
-            raise SignalValueError(f"{field_id} has more than {MAX_ITEMS} entries")
         try:
             adapter.validate_python(value, strict=True)
         except ValidationError as exc:

@@ -221,7 +221,10 @@ def test_an_offset_that_is_not_the_zones_at_iat_is_an_inconsistency() -> None:
     winter = int(datetime(2026, 1, 15, tzinfo=UTC).timestamp())
     assert _fired(rule, _zone("Europe/Berlin", offset=60, iat=winter))[0]
     assert _fired(rule, _zone("Europe/Berlin", offset=0, iat=None))[0], "no iat, no check"
-    lenient = TimezoneRule(allow=(zone_glob("Europe/*"),), unsafe_allow_offset_mismatch=True)
+    lenient = parse_policy(
+        HEAD + '[rules.timezone]\nallow = ["Europe/*"]\nunsafe_allow_offset_mismatch = true\n',
+        source="p.toml",
+    ).rules[0]
     allow, reason = _fired(lenient, _zone("Europe/Berlin", offset=0))
     assert allow
     assert reason.endswith("(unsafe_allow_offset_mismatch)")
