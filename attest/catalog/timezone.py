@@ -14,7 +14,7 @@ FIELDS = (
         description="IANA time zone name of the system clock, canonical in tzdata (a "
         "backward link such as Asia/Calcutta is sent as Asia/Kolkata); null when unknown.",
         sensitivity=Sensitivity.MEDIUM,
-        example="Europe/Berlin",
+        example="Asia/Tokyo",  # no DST: consistent with the offset example all year
         never="locale, language, geolocation",
     ),
     Field(
@@ -36,7 +36,7 @@ FIELDS = (
         description="The system clock's current offset from UTC in minutes, DST included; "
         "the verifier checks it against the zone at iat.",
         sensitivity=Sensitivity.MEDIUM,
-        example=60,
+        example=540,
     ),
     Field(
         id=FieldId("timezone.dst"),

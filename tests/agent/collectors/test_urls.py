@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
-from agent.collectors import providers
+from agent.collectors import CollectionContext, providers
 from agent.collectors.urlreaders import BOTH, Reader, canonical_host
 from agent.collectors.urls import base_urls, destinations, proxy_endpoints
 from attest.catalog.hosts import classify
@@ -184,3 +185,33 @@ def test_tool_provider_ids_are_mapped_never_passed_through() -> None:
     assert providers.provider_for_tool_id("amazon-bedrock") == "aws-bedrock"
     assert providers.provider_for_tool_id("my-secret-team-relay") == providers.OTHER
     assert providers.provider_for_tool_id(42) == providers.OTHER
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "socks5h://user:secret@proxy.example:1080",
+        "socks5h://proxy.example",
+        "socks4://[::1]:1080",
+        "socks5://0x7f.1:1080",
+        "socks5h://",
+        "socks5h://proxy.example:99999",
+    ],
+)
+def test_all_proxy_socks_is_reported_never_a_crash(
+    empty_context: CollectionContext, value: str
+) -> None:
+    from agent.collectors import collect_signals
+
+    ctx = replace(empty_context, env={"ALL_PROXY": value})
+    got = collect_signals(ctx, ["proxy.env", "proxy.errors"])
+    entries, errors = got["proxy.env"], got["proxy.errors"]
+    assert isinstance(entries, list)
+    assert isinstance(errors, list)
+    assert len(entries) + len(errors) >= 1
+    assert all(e["scheme"].startswith("socks") for e in entries)
+    assert errors in (
+        [],
+        [{"field": "proxy.env", "source": "env:ALL_PROXY", "error": "invalid-url"}],
+    )
+    assert "secret" not in json.dumps(got)
