@@ -17,6 +17,8 @@ from importlib import resources
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
+import tzdata  # type: ignore[import-untyped]  # its files: importing it makes bundlers ship them
+
 _MAX_LINK_HOPS = 4
 
 
@@ -71,13 +73,13 @@ def parse_tzdata_zi(text: str) -> TzDatabase:
 @functools.cache
 def tz_database() -> TzDatabase:
     """The installed ``tzdata`` package's database (read once)."""
-    text = resources.files("tzdata").joinpath("zoneinfo", "tzdata.zi").read_text("utf-8")
+    text = resources.files(tzdata).joinpath("zoneinfo", "tzdata.zi").read_text("utf-8")
     return parse_tzdata_zi(text)
 
 
 @functools.lru_cache(maxsize=512)
 def _zone(canonical: str) -> ZoneInfo:
-    path = resources.files("tzdata").joinpath("zoneinfo", *canonical.split("/"))
+    path = resources.files(tzdata).joinpath("zoneinfo", *canonical.split("/"))
     with path.open("rb") as handle:
         return ZoneInfo.from_file(handle, key=canonical)
 
