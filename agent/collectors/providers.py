@@ -1,7 +1,8 @@
 """Where the agent looks for providers: base-URL variables and coding tools' provider ids.
 
-The provider ids themselves, and each provider's official hosts, are catalog data shared
-with the verifier (``attest.catalog.hosts``).
+The provider ids, the base-URL variables and each provider's official hosts are catalog data
+shared with the verifier (``attest.catalog.hosts``), which derives an ``env:`` source's
+provider from the variable's name itself.
 """
 
 from __future__ import annotations
@@ -9,37 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from attest.catalog.hosts import OTHER, PROVIDERS
-
-BASE_URL_ENV: Mapping[str, str] = MappingProxyType(
-    {
-        # Claude Code and the Anthropic SDKs.
-        "ANTHROPIC_BASE_URL": "anthropic",
-        "ANTHROPIC_BEDROCK_BASE_URL": "aws-bedrock",
-        "ANTHROPIC_VERTEX_BASE_URL": "google-vertex",
-        "ANTHROPIC_FOUNDRY_BASE_URL": "azure-foundry",
-        # LiteLLM (and so Aider) spelling.
-        "ANTHROPIC_API_BASE": "anthropic",
-        # OpenAI SDKs (current and pre-1.0), Codex, Aider.
-        "OPENAI_BASE_URL": "openai",
-        "OPENAI_API_BASE": "openai",
-        "AIDER_OPENAI_API_BASE": "openai",
-        "AZURE_OPENAI_ENDPOINT": "azure-openai",
-        "AZURE_API_BASE": "azure-openai",
-        # google-genai SDK and Gemini CLI; LiteLLM spelling.
-        "GOOGLE_GEMINI_BASE_URL": "google-gemini",
-        "GEMINI_API_BASE": "google-gemini",
-        "GOOGLE_VERTEX_BASE_URL": "google-vertex",
-        "VERTEXAI_API_BASE": "google-vertex",
-        # AWS SDK service-specific endpoint overrides (the generic AWS_ENDPOINT_URL is left out:
-        # it is usually a local S3 emulator, not a model endpoint).
-        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": "aws-bedrock",
-        "AWS_ENDPOINT_URL_BEDROCK": "aws-bedrock",
-        # Local model servers that Aider and others read.
-        "OLLAMA_API_BASE": "ollama",
-    }
-)
-"""Environment variables that hold an API base URL, each mapped to the provider it serves."""
+from attest.catalog.hosts import BASE_URL_ENV, OTHER, PROVIDERS
 
 _TOOL_PROVIDER_IDS: Mapping[str, str] = MappingProxyType(
     {

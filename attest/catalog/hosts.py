@@ -56,6 +56,45 @@ DEFAULT_OFFICIAL_HOSTS: Mapping[str, tuple[str, ...]] = MappingProxyType(
 PROVIDERS: frozenset[str] = frozenset(DEFAULT_OFFICIAL_HOSTS)
 """Every provider id the agent reports and the verifier accepts."""
 
+BASE_URL_ENV: Mapping[str, str] = MappingProxyType(
+    {
+        # Claude Code and the Anthropic SDKs.
+        "ANTHROPIC_BASE_URL": "anthropic",
+        "ANTHROPIC_BEDROCK_BASE_URL": "aws-bedrock",
+        "ANTHROPIC_VERTEX_BASE_URL": "google-vertex",
+        "ANTHROPIC_FOUNDRY_BASE_URL": "azure-foundry",
+        # LiteLLM (and so Aider) spelling.
+        "ANTHROPIC_API_BASE": "anthropic",
+        # OpenAI SDKs (current and pre-1.0), Codex, Aider.
+        "OPENAI_BASE_URL": "openai",
+        "OPENAI_API_BASE": "openai",
+        "AIDER_OPENAI_API_BASE": "openai",
+        "AZURE_OPENAI_ENDPOINT": "azure-openai",
+        "AZURE_API_BASE": "azure-openai",
+        # google-genai SDK and Gemini CLI; LiteLLM spelling.
+        "GOOGLE_GEMINI_BASE_URL": "google-gemini",
+        "GEMINI_API_BASE": "google-gemini",
+        "GOOGLE_VERTEX_BASE_URL": "google-vertex",
+        "VERTEXAI_API_BASE": "google-vertex",
+        # AWS SDK service-specific endpoint overrides (the generic AWS_ENDPOINT_URL is left out:
+        # it is usually a local S3 emulator, not a model endpoint).
+        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": "aws-bedrock",
+        "AWS_ENDPOINT_URL_BEDROCK": "aws-bedrock",
+        # Local model servers that Aider and others read.
+        "OLLAMA_API_BASE": "ollama",
+    }
+)
+"""Environment variables that hold an API base URL, each mapped to the provider it serves."""
+
+
+def provider_of(source: str, reported: str) -> str:
+    """The provider a base URL serves: derived from the variable for an ``env:`` source (an
+    unknown variable serves no known provider), else the reported one (a tool's setting)."""
+    if source.startswith("env:"):
+        return BASE_URL_ENV.get(source.removeprefix("env:"), OTHER)
+    return reported
+
+
 HostClass = Literal["official", "localhost", "private-network", "custom"]
 
 _LABEL = r"(?:[a-z0-9-]+|[a-z0-9-]*\*[a-z0-9-]*)"
@@ -143,6 +182,7 @@ def classify(provider: str, host: str, official: OfficialHosts = DEFAULTS) -> Ho
 
 
 __all__ = [
+    "BASE_URL_ENV",
     "DEFAULTS",
     "DEFAULT_OFFICIAL_HOSTS",
     "OTHER",
@@ -152,4 +192,5 @@ __all__ = [
     "classify",
     "ip_literal",
     "official_hosts",
+    "provider_of",
 ]

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from attest.catalog import FieldId
-from attest.catalog.hosts import DEFAULTS, HostClass, OfficialHosts, classify
+from attest.catalog.hosts import DEFAULTS, HostClass, OfficialHosts, classify, provider_of
 from server.policy.globs import Glob, first_match
 from server.policy.model import PolicyInput, RuleMode, RuleResult
 from server.policy.signals import HostEntry, listing, sent_host_entries, unreadable_sources
@@ -43,8 +43,10 @@ class BaseUrlRule:
     name: str = "base_url"
 
     def classify(self, entry: HostEntry) -> HostClass:
-        """The verifier's classification of one base URL, from policy data."""
-        return classify(entry.provider or "", entry.host, self.official)
+        """The verifier's classification of one base URL, from policy data; the provider of an
+        ``env:`` source comes from the variable's name, not from the agent."""
+        provider = provider_of(entry.source, entry.provider or "")
+        return classify(provider, entry.host, self.official)
 
     def allows(self, entry: HostEntry) -> bool:
         """True when one base URL is acceptable."""

@@ -54,6 +54,18 @@ def test_a_loopback_claimed_official_is_localhost(facts: MakeFacts) -> None:
     assert "127.0.0.1 (localhost)" in reason
 
 
+def test_an_env_sources_provider_comes_from_the_variable(facts: MakeFacts) -> None:
+    # An aggregator's own host is official for the aggregator, not for ANTHROPIC_BASE_URL.
+    lying = {**base_url("openrouter.ai", "official"), "provider": "openrouter"}
+    allow, reason = _fired(BaseUrlRule(), facts(_base(lying)))
+    assert not allow
+    assert reason == "base URL not allowed: env:ANTHROPIC_BASE_URL -> openrouter.ai (custom)"
+    unknown = {**base_url("api.anthropic.com"), "source": "env:MY_OWN_BASE_URL"}
+    assert not _fired(BaseUrlRule(), facts(_base(unknown)))[0]
+    tool = {**base_url("openrouter.ai"), "provider": "openrouter", "source": "opencode:user"}
+    assert _fired(BaseUrlRule(), facts(_base(tool)))[0], "a tool's provider id is its setting"
+
+
 def test_official_hosts_are_policy_data(facts: MakeFacts) -> None:
     policy = parse_policy(
         HEAD
