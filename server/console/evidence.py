@@ -2,7 +2,9 @@
 field, base URLs per source, the deny reason, and the differences between two records.
 
 Everything here reads the audit data exactly as the verifier stored it; nothing is trusted
-beyond being shown (the templates escape every value).
+beyond being shown (the templates escape every value). A base URL's classification is the
+verifier's, derived from its provider and host as the policy does (``attest.catalog.hosts``),
+never the agent's display-only one.
 """
 
 from __future__ import annotations
@@ -12,11 +14,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from attest.catalog.hosts import classify, provider_of
+
 MAX_VALUE_CHARS = 255
 
 # list items: which key names the value, which one qualifies it
 _ITEM_VALUE_KEYS = ("host", "kind", "error")
-_ITEM_DETAIL_KEYS = ("classification", "scheme")
+_ITEM_DETAIL_KEYS = ("scheme",)
+BASEURL_FIELDS = ("baseurl.env", "baseurl.tools")
+
+
+def derived_class(item: Mapping[str, Any]) -> str:
+    """The verifier's classification of one reported base URL."""
+    provider = provider_of(str(item.get("source", "")), str(item.get("provider", "")))
+    return str(classify(provider, str(item.get("host", "")).lower()))
 
 
 def _text(value: object) -> str:
@@ -34,6 +45,8 @@ def field_values(signals: Mapping[str, Any]) -> set[tuple[str, str, str]]:
                 if isinstance(item, dict):
                     key = next((k for k in _ITEM_VALUE_KEYS if k in item), None)
                     detail = next((item[k] for k in _ITEM_DETAIL_KEYS if k in item), "")
+                    if field_id in BASEURL_FIELDS and "host" in item:
+                        detail = derived_class(item)
                     shown = item.get(key) if key else item
                     out.add((field_id, _text(shown), _text(detail)[:64]))
                 else:
@@ -54,12 +67,10 @@ class BaseUrlSeen:
 def base_urls(signals: Mapping[str, Any]) -> dict[str, BaseUrlSeen]:
     """Base URLs keyed by their source (``env:ANTHROPIC_BASE_URL``, ``claude-code:user``)."""
     out: dict[str, BaseUrlSeen] = {}
-    for field_id in ("baseurl.env", "baseurl.tools"):
+    for field_id in BASEURL_FIELDS:
         for item in signals.get(field_id) or []:
-            if isinstance(item, dict) and "source" in item:
-                out[str(item["source"])] = BaseUrlSeen(
-                    str(item.get("classification", "")), str(item.get("host", ""))
-                )
+            if isinstance(item, dict) and "source" in item and "host" in item:
+                out[str(item["source"])] = BaseUrlSeen(derived_class(item), str(item["host"]))
     return out
 
 

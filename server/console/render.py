@@ -3,6 +3,7 @@ text, never markup), and the filters the pages use."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -18,6 +19,11 @@ def iso_time(at: int | None) -> str:
     if not at:
         return "never"
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def as_json(value: Any, indent: int | None = None) -> str:
+    """JSON as text (the template escapes it like any other text, so it reads literally)."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, indent=indent)
 
 
 def query(base: dict[str, Any], **changes: Any) -> str:
@@ -37,6 +43,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["iso"] = iso_time
+    env.filters["json"] = as_json
     env.globals["query"] = query
     return env
 

@@ -17,7 +17,8 @@ from tests.console.fleet import FleetSpec, SeededFleet, seed_fleet
 from tests.servers import REPO, clean_env, init_verifier, run_server_cli
 
 PASSWORD = "correct horse battery staple"
-HOSTILE = '<script>document.title="pwned"</script><img src=x onerror=alert(1)>'
+# fits the catalog's shapes (a tunnel interface name, <= 64 characters), yet is markup
+HOSTILE = "<img src=x onerror=alert(1)><script>document.title=1</script>"
 
 
 @dataclass

@@ -90,8 +90,9 @@ def _signals(device: TestDevice, zone: str, host: str, cls: str) -> dict[str, An
             "classification": cls,
         }
     ]
-    signals["proxy.env"] = []
-    signals["proxy.tools"] = []
+    for clean in ("proxy.env", "proxy.tools", "proxy.tunnels", "proxy.errors", "baseurl.errors"):
+        if clean in signals:
+            signals[clean] = []
     return signals
 
 

@@ -64,9 +64,10 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     try:
         device = TestDevice.enroll(verifier.url, verifier.enroll_token(), root / "key.json")
         signals = default_signals(device.manifest)
-        signals["timezone.iana"] = HOSTILE
+        assert "proxy.tunnels" in signals
+        signals["proxy.tunnels"] = [{"name": HOSTILE, "kind": "wireguard"}]
         answer = device.attest(device.evidence(signals=signals))
-        assert answer.status_code in (200, 403), answer.text
+        assert answer.status_code in (200, 403), answer.text  # accepted: decided, audited
         yield Deployment(verifier, console, data_dir / "envattest.db", device.device_id)
     finally:
         console.stop()
@@ -162,9 +163,9 @@ def test_every_page_in_a_real_browser(
 
     page.goto(f"{base}/devices/{deployment.hostile_device}")
     page.click("#timeline details summary")
-    cell = page.locator(".signals tr", has_text="timezone.iana").locator("td")
-    assert cell.inner_text() == HOSTILE  # shown as text, not run
-    assert page.title().startswith("Device ")
+    cell = page.locator(".signals tr", has_text="proxy.tunnels").locator("td")
+    assert HOSTILE in cell.inner_text()  # shown as text, not run
+    assert page.title().startswith("Device ")  # the script did not set it
     assert page.locator("#timeline img").count() == 0
 
     page.goto(f"{base}/fields")

@@ -165,14 +165,25 @@ def test_evidence_changes_read_as_sentences() -> None:
         "timezone.iana": "Europe/Berlin",
         "proxy.tunnels": [],
         "baseurl.tools": [
-            {"source": "codex:user", "host": "api.openai.com", "classification": "official"}
+            {
+                "source": "codex:user",
+                "provider": "openai",
+                "host": "api.openai.com",
+                "classification": "official",
+            }
         ],
     }
     after = {
         "timezone.iana": "UTC",
         "proxy.tunnels": [{"name": "wg0", "kind": "wireguard"}],
         "baseurl.tools": [
-            {"source": "codex:user", "host": "relay.example", "classification": "custom"}
+            # the agent's classification is display-only: the verifier's says custom
+            {
+                "source": "codex:user",
+                "provider": "openai",
+                "host": "relay.example",
+                "classification": "official",
+            }
         ],
     }
     assert evidence_changes(before, after) == [

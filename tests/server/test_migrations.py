@@ -94,7 +94,8 @@ def test_serve_refuses_an_old_schema_until_migrate(tmp_path: Path) -> None:
         # 0006 (console): its tables, and its indexes on devices
         later += ("console_users", "console_identities", "console_sessions", "fleet_devices",
                   "fleet_values", "fleet_value_counts", "fleet_counts", "fleet_daily",
-                  "fleet_reasons", "projection_cursor", "alert_events", "alert_deliveries")  # fmt: skip
+                  "fleet_reasons", "projection_cursor", "alert_events",
+                  "alert_deliveries")  # fmt: skip
         for index in ("ix_devices_key_class", "ix_devices_revoked_at"):
             conn.execute(text(f"DROP INDEX IF EXISTS {index}"))
         for table in later:
