@@ -191,8 +191,9 @@ class FleetProjection:
         self.alert_targets = alert_targets
         self.allow_run = allow_run
 
-    def catch_up(self, *, limit: int = 5000, now: int) -> int:
+    def catch_up(self, *, limit: int = 500, now: int) -> int:
         """Apply up to ``limit`` records after the cursor; returns how many were applied.
+        The batch is one write transaction: small, so verifier writes never wait long.
         Records of the console itself (page views, sign-ins) are skipped, so a page that
         catches up before rendering takes no write lock when nothing else happened."""
         if not self._pending():

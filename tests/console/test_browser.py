@@ -176,7 +176,11 @@ def test_every_page_in_a_real_browser(
     )
     assert page.locator("#field-timezone\\.iana table.values tbody tr").count() == zones
     page.wait_for_load_state("networkidle")
-    page.screenshot(path=tmp_path / "fields.png")
+    page.screenshot(
+        path=tmp_path / "fields.png",
+        full_page=True,
+        clip={"x": 0, "y": 0, "width": 1280, "height": 2400},
+    )
 
     page.goto(f"{base}/audit")
     page.click("#verify")
