@@ -15,6 +15,7 @@ from server.limits import BodyLimitMiddleware
 from server.metrics import RequestMetricsMiddleware
 from server.openapi import install_openapi
 from server.ratelimit import RateLimitMiddleware
+from server.requestid import RequestIdMiddleware
 from server.runtime import Runtime, build_runtime
 
 PROBLEM_JSON = "application/problem+json"
@@ -86,4 +87,5 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=runtime.config.max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware, metrics=runtime.metrics, routes=paths)
+    app.add_middleware(RequestIdMiddleware)  # outermost: every log line of the request has it
     return app

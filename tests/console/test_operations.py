@@ -15,7 +15,7 @@ import pytest
 
 from server.metrics import Metrics
 from tests._support import free_port, need_tool
-from tests.devices import TestDevice
+from tests.devices import EVIDENCE, TestDevice
 from tests.servers import REPO, VerifierProcess, init_verifier
 
 MONITORING = REPO / "packaging" / "monitoring"
@@ -70,7 +70,14 @@ def verifier(tmp_path: Path) -> Iterator[VerifierProcess]:
     process = init_verifier(tmp_path / "data")
     metrics_port = free_port()
     process.metrics_port = metrics_port  # type: ignore[attr-defined]
-    process.start("--metrics-listen", f"127.0.0.1:{metrics_port}", "--log-level", "info")
+    process.start(
+        "--metrics-listen",
+        f"127.0.0.1:{metrics_port}",
+        "--log-level",
+        "info",
+        "--log-format",
+        "json",
+    )
     yield process
     process.stop()
 
@@ -80,8 +87,14 @@ def test_metrics_on_their_own_address_with_deny_reasons_and_device_gauges(
 ) -> None:
     device = TestDevice.enroll(verifier.url, verifier.enroll_token(), tmp_path / "key.json")
     withheld = device.consent(fields=("timezone.iana",))  # enforce fields withheld: deny
-    denied = device.attest(device.evidence(consent=withheld, signals={"timezone.iana": "UTC"}))
+    body = device.evidence(consent=withheld, signals={"timezone.iana": "UTC"})
+    denied = httpx.post(
+        f"{verifier.url}/v1/attest",
+        content=body,
+        headers={**EVIDENCE, "X-Request-Id": "rid-console-1"},
+    )
     assert denied.status_code == 403, denied.text
+    assert denied.headers["x-request-id"] == "rid-console-1"
     forged = httpx.get(f"{verifier.url}/v1/authz", headers={"Authorization": "Bearer not-a-jwt"})
     assert forged.status_code == 401
 
@@ -97,10 +110,12 @@ def test_metrics_on_their_own_address_with_deny_reasons_and_device_gauges(
     assert 'envattest_devices{key_class="software",state="active"} 1.0' in text
     assert 'envattest_attestation_denials_total{reason="required_fields"} 1.0' in text
     assert 'envattest_token_refusals_total{endpoint="authz",step="token"} 1.0' in text
-    log = verifier.log_path.read_text()
-    line = next(x for x in log.splitlines() if "attestation deny for device" in x)
-    assert device.device_id in line
-    assert "required_fields" in line
+    lines = [json.loads(x) for x in verifier.log_path.read_text().splitlines() if x.startswith("{")]
+    decision = next(x for x in lines if x["logger"] == "envattest.decision")
+    assert decision["request_id"] == "rid-console-1"
+    assert decision["device_id"] == device.device_id
+    assert decision["decision"] == "deny"
+    assert decision["reasons"] == ["required_fields"]
 
 
 def test_docs_load_every_asset_from_the_verifier(tmp_path: Path) -> None:
