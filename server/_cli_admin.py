@@ -86,9 +86,13 @@ def _cmd_audit_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    admin = _admin(args)
     try:
-        chain = _admin(args).verify_audit()
+        chain = admin.verify_audit()
     except AuditChainError as exc:
+        from server.alerts.verify import alert_verify_failure
+
+        alert_verify_failure(admin.store, admin.config, exc, now=admin.now(), by="audit verify")
         print(
             f"envattest-server: audit chain BROKEN at record {exc.seq}: {exc}. "
             "Treat the log from that record on as tampered; compare with your SIEM export.",

@@ -7,8 +7,12 @@ import hashlib
 import hmac
 import json
 import shutil
+import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +21,10 @@ import pytest
 
 from server.alerts.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from tests._support import free_port
+from tests.console.support import PASSWORD, ConsoleProcess
 from tests.console.webhook import WebhookReceiver
 from tests.devices import TestDevice, default_signals
-from tests.servers import REPO, VerifierProcess, init_verifier
+from tests.servers import REPO, VerifierProcess, clean_env, init_verifier
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 
@@ -151,3 +156,60 @@ def test_a_receiver_that_is_down_gets_retries_then_the_failure_is_visible(
     log = verifier.log_path.read_text()
     assert "attempt 3 failed" in log
     assert "giving up" in log
+
+
+def test_a_verify_failure_in_the_cli_or_the_console_is_alerted(
+    verifier: VerifierProcess, receiver: WebhookReceiver, tmp_path: Path
+) -> None:
+    TestDevice.enroll(verifier.url, verifier.enroll_token(), tmp_path / "key.json")
+    with sqlite3.connect(verifier.data_dir / "envattest.db") as db:  # an insider edits the log
+        db.execute("UPDATE audit_log SET decision = 'deny' WHERE seq = 2")
+    done = subprocess.run(
+        [sys.executable, "-m", "server", "audit", "verify", "--data-dir", str(verifier.data_dir)],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        cwd=REPO,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "BROKEN at record 2" in done.stderr
+
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "server",
+            "console-user",
+            "create",
+            "alice",
+            "--data-dir",
+            str(verifier.data_dir),
+            "--password-stdin",
+        ],
+        input=PASSWORD + "\n",
+        text=True,
+        env=clean_env(),
+        cwd=REPO,
+        check=True,
+        timeout=60,
+    )
+    console = ConsoleProcess(verifier.data_dir).start()
+    try:
+        with closing(console.sign_in()) as client:
+            token = client.get("/audit").text.split('name="csrf" value="')[1].split('"')[0]
+            page = client.post("/audit/verify", data={"csrf": token}, follow_redirects=True)
+        assert "BROKEN</span>" in page.text
+        assert "audit record 2" in page.text
+    finally:
+        console.stop()
+
+    def both_alerted() -> bool:
+        docs = [json.loads(r.body) for r in receiver.received if r.path == "/siem"]
+        summaries = [d["summary"] for d in docs if d["kind"] == "audit-verify-failed"]
+        return any("by audit verify" in s for s in summaries) and any(
+            "by console user alice" in s for s in summaries
+        )
+
+    _wait(both_alerted)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from server.admin import audit_record_json, parse_since
-from server.alerts.detect import Alert, AlertKind
+from server.alerts.verify import alert_verify_failure
 from server.audit import AuditChainError, verify_chain
 from server.console.auth import Viewer, check_form_token
 from server.console.context import ConsoleContext
@@ -52,11 +52,7 @@ def run_verify(ctx: ConsoleContext, user: str) -> None:
         chain = verify_chain(ctx.store.iter_audit())
     except AuditChainError as exc:
         ctx.record("audit-verify", {"user": user, "ok": False, "seq": exc.seq, "error": str(exc)})
-        ctx.alerts.add(
-            [Alert(AlertKind.AUDIT_VERIFY_FAILED, f"audit chain broken: {exc}", None, exc.seq)],
-            targets=ctx.alert_settings.targets,
-            now=ctx.now(),
-        )
+        alert_verify_failure(ctx.store, ctx.config, exc, now=ctx.now(), by=f"console user {user}")
         return
     ctx.record(
         "audit-verify",
