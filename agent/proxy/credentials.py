@@ -68,6 +68,8 @@ class TokenSource:
         self._fraction = refresh_fraction
         self._report = report
         self._token: IssuedToken | None = None
+        self._failure: AgentError | None = None
+        self._failed_until = 0.0
         self._lock = asyncio.Lock()
 
     def refresh_due_at(self, token: IssuedToken) -> float:
@@ -85,14 +87,30 @@ class TokenSource:
         return await self.refresh(stale=token)
 
     async def refresh(self, *, stale: IssuedToken | None = None) -> IssuedToken:
-        """Attest once for everyone waiting; ``stale`` is the token the caller gave up on."""
+        """Attest once for everyone waiting; ``stale`` is the token the caller gave up on.
+
+        A refusal is remembered for ``RETRY_AFTER_FAILURE_S``: a tool that retries at once
+        gets the same answer without another attestation.
+        """
         async with self._lock:
             current = self._token
             if current is not None and current is not stale and self._usable(current):
                 return current  # another caller refreshed while this one waited
-            fresh = await asyncio.to_thread(self._obtain)
-            self._token = fresh
+            if self._failure is not None and self._clock() < self._failed_until:
+                raise self._failure
+            try:
+                fresh = await asyncio.to_thread(self._obtain)
+            except AgentError as exc:
+                self._failure, self._failed_until = exc, self._clock() + RETRY_AFTER_FAILURE_S
+                raise
+            self._token, self._failure = fresh, None
             return fresh
+
+    def invalidate(self, token: IssuedToken) -> None:
+        """The gateway refused ``token`` (revoked, expired early): attest again when next
+        needed instead of sending it again."""
+        if self._token is token:
+            self._token = None
 
     async def keep_fresh(self, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         """Run until cancelled: attest again before each token expires."""

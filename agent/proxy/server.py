@@ -14,7 +14,7 @@ import json
 import h11
 import httpx
 
-from agent.errors import AccessDeniedError, AgentError, ConsentRequiredError
+from agent.errors import AccessDeniedError, AgentError, ServerUnreachableError
 from agent.proxy.credentials import IssuedToken, RequestCredentials
 from agent.proxy.rewrite import Upstream, UpstreamError, request_headers, response_headers
 from agent.proxy.secret import SECRET_HEADER, RunSecret
@@ -51,12 +51,14 @@ def nonce_challenge(response: httpx.Response) -> str | None:
 
 
 def _refusal_for(exc: AgentError) -> ProxyRefusal:
+    """403 for what the user must act on (denied, revoked, consent), 502 while unreachable:
+    tools retry a 5xx, and stop on a 403 with the message shown."""
     if isinstance(exc, AccessDeniedError):
         reasons = "; ".join(exc.reasons) or str(exc)
         return ProxyRefusal(403, f"envattest: access denied by policy ({reasons})")
-    if isinstance(exc, ConsentRequiredError):
-        return ProxyRefusal(403, f"envattest: {exc}")
-    return ProxyRefusal(502, f"envattest: cannot obtain an access token: {exc}")
+    if isinstance(exc, ServerUnreachableError):
+        return ProxyRefusal(502, f"envattest: cannot obtain an access token: {exc}")
+    return ProxyRefusal(403, f"envattest: no access token: {exc}")
 
 
 class ProxyServer:
@@ -159,6 +161,8 @@ class ProxyServer:
             self.credentials.nonce = nonce
             await response.aclose()
             response = await self._send(method, url, headers, body, token)
+        if response.status_code == 401 and nonce_challenge(response) is None:
+            self.credentials.tokens.invalidate(token)  # revoked? the next request re-attests
         # (4) stream the answer back unbuffered
         try:
             if fresh_nonce := response.headers.get("dpop-nonce"):
