@@ -141,9 +141,7 @@ def test_every_request_gets_a_fresh_proof(endpoint: ProxyEndpoint, stub: PacedSs
     assert len(set(proofs)) == 3
 
 
-def test_a_bearer_token_travels_as_bearer_without_a_proof(
-    stub: PacedSse, key: SoftwareKey
-) -> None:
+def test_a_bearer_token_travels_as_bearer_without_a_proof(stub: PacedSse, key: SoftwareKey) -> None:
     with running(stub.url, key, token_type="Bearer") as endpoint:
         stub.requests.clear()
         assert httpx.get(endpoint.base_url + "/v1/models").status_code == 200

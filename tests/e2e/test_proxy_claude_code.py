@@ -31,7 +31,9 @@ QUIET = {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER":
 def api_behind_nginx(verifier: VerifierProcess, tmp_path: Path) -> Iterator[tuple[str, StubLlmApi]]:
     with running_llm_api(reply="pong from the stub") as api:
         port = int(api.url.rsplit(":", 1)[1])
-        with running_nginx(tmp_path / "nginx", verifier_port=verifier.port, upstream_port=port) as url:
+        with running_nginx(
+            tmp_path / "nginx", verifier_port=verifier.port, upstream_port=port
+        ) as url:
             yield url, api
 
 
