@@ -8,7 +8,6 @@ a coding tool would; the tests under Claude Code itself are in ``test_proxy_clau
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -24,10 +23,14 @@ from agent.home import AgentHome
 from agent.proxy.device import device_proxy
 from agent.proxy.rewrite import Upstream
 from agent.proxy.toolenv import PLACEHOLDER_KEY, marked_environment
+from attest.dpop import verify_proof
+from attest.keys.software import SoftwareKey
 from tests.conftest import AgentCli
-from tests.gateway.nginx import running_nginx
+from tests.e2e.proxy_support import Gateway, dpop_gateway, enroll, proxy_process
+from tests.server.dpop_support import proof, refusals, refused_at
 from tests.server.support import token_claims
-from tests.servers import VerifierProcess, clean_env, run_server_cli
+from tests.servers import run_server_cli
+from tests.stubs.llm_api import RecordedRequest
 from tests.stubs.paced_sse import PacedSse, event_bytes, paced_sse
 
 TOOL = """\
@@ -59,43 +62,34 @@ def stub() -> Iterator[PacedSse]:
 
 
 @pytest.fixture(scope="module")
-def gateway(
-    shared_verifier: VerifierProcess, stub: PacedSse, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
+def gateway(stub: PacedSse, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     port = int(stub.url.rsplit(":", 1)[1])
-    with running_nginx(
-        tmp_path_factory.mktemp("nginx"), verifier_port=shared_verifier.port, upstream_port=port
-    ) as url:
-        yield url
+    with dpop_gateway(tmp_path_factory.mktemp("stack"), upstream_port=port) as gw:
+        yield gw
 
 
-def _enroll(agent_cli: AgentCli, verifier: VerifierProcess) -> None:
-    manifest = httpx.get(f"{verifier.url}/v1/manifest").headers["ETag"].strip('"')
-    init = agent_cli(
-        "init", "--server", verifier.url, "--enroll-token", verifier.enroll_token(),
-        "--accept-manifest", manifest, "--key", "software",
+def _assert_bound(seen: RecordedRequest, device_id: str, method: str, url: str) -> str:
+    """The request carried a DPoP-bound token of ``device_id`` and a valid proof for it."""
+    scheme, token = seen.headers["authorization"].split(" ", 1)
+    assert scheme == "DPoP"
+    claims = token_claims(token)
+    assert claims["sub"] == device_id
+    verify_proof(
+        seen.headers["dpop"], expected_htm=method, expected_htu=url,
+        expected_jkt=claims["cnf"]["jkt"], access_token=token, now=time.time(),
     )  # fmt: skip
-    assert init.code == 0, init.stderr
-
-
-def _device_id(agent_cli: AgentCli) -> str:
-    status = json.loads(agent_cli("status", "--json").stdout)
-    return str(status["device_id"])
+    return token
 
 
 def test_exec_via_proxy_streams_through_the_gateway_with_the_devices_token(
-    shared_verifier: VerifierProcess,
-    gateway: str,
-    stub: PacedSse,
-    agent_cli: AgentCli,
-    tmp_path: Path,
+    gateway: Gateway, stub: PacedSse, agent_cli: AgentCli, tmp_path: Path
 ) -> None:
-    _enroll(agent_cli, shared_verifier)
+    device_id = enroll(agent_cli, gateway.verifier)
     tool = tmp_path / "tool.py"
     tool.write_text(TOOL)
     stub.requests.clear()
     run = agent_cli(
-        "exec", "--via-proxy", "--upstream", gateway, "--tool", "claude",
+        "exec", "--via-proxy", "--upstream", gateway.url, "--tool", "claude",
         "--", sys.executable, str(tool), "7",
     )  # fmt: skip
     assert run.code == 7, run.stderr  # the tool's exit code, passed through
@@ -103,19 +97,16 @@ def test_exec_via_proxy_streams_through_the_gateway_with_the_devices_token(
     # the tool was pointed at the loopback proxy, with the secret and a placeholder key
     assert report["base"].startswith("http://127.0.0.1:")
     assert report["key"] == PLACEHOLDER_KEY
-    assert report["markers"] == [report["base"].rsplit("/", 1)[0], gateway]
+    assert report["markers"] == [report["base"].rsplit("/", 1)[0], gateway.url]
     assert report["without_secret"] == 403
-    # it reached the upstream through nginx auth_request, as this device
+    # it reached the upstream through nginx auth_request, as this device, with a proof
     assert report["status"] == 200
     assert report["body"] == "".join(event_bytes(i).decode() for i in range(stub.events))
     (seen,) = stub.requests
-    assert seen.headers["x-envattest-device"] == _device_id(agent_cli)
+    assert seen.headers["x-envattest-device"] == device_id
     assert "sk-tool-own-key" not in repr(seen.headers)
     assert PLACEHOLDER_KEY not in repr(seen.headers)
-    scheme, token = seen.headers["authorization"].split(" ", 1)
-    assert token_claims(token)["sub"] == _device_id(agent_cli)
-    if scheme == "DPoP":
-        assert seen.headers["dpop"]
+    _assert_bound(seen, device_id, "POST", gateway.url + "/v1/messages")
     # unbuffered through proxy and nginx: the first event long before the last
     arrivals = report["arrivals"]
     assert arrivals[-1] >= 3 * stub.interval_s
@@ -123,52 +114,63 @@ def test_exec_via_proxy_streams_through_the_gateway_with_the_devices_token(
     # the base-URL signal named the upstream, with source envattest-proxy, not loopback
     sent = [e for e in json.loads(agent_cli("log", "--json").stdout) if e["event"] == "sent"]
     reported = sent[-1]["claims"]["signals"]["baseurl.env"]
-    gateway_port = int(gateway.rsplit(":", 1)[1])
+    gateway_port = int(gateway.url.rsplit(":", 1)[1])
     assert [(u["source"], u["provider"], u["port"]) for u in reported] == [
         ("envattest-proxy", "anthropic", gateway_port)
     ]
 
 
-def test_a_revoked_device_is_stopped_at_the_next_request(
-    shared_verifier: VerifierProcess, gateway: str, stub: PacedSse, agent_cli: AgentCli
+def test_a_copied_token_is_useless_without_the_device_key(
+    gateway: Gateway, stub: PacedSse, agent_cli: AgentCli, tmp_path: Path
 ) -> None:
-    _enroll(agent_cli, shared_verifier)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "agent", "--home", str(agent_cli.home), "proxy",
-         "--upstream", gateway],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=clean_env(HOME=str(agent_cli.user_home)), cwd=agent_cli.project,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        base = process.stdout.readline().strip()
-        assert base.startswith("http://127.0.0.1:"), process.stderr.read() if process.stderr else ""
+    device_id = enroll(agent_cli, gateway.verifier)
+    with proxy_process(agent_cli, gateway.url) as (base, _):
+        stub.requests.clear()
+        assert httpx.post(base + "/v1/messages", content=b"{}").status_code == 200
+    token = _assert_bound(stub.requests[-1], device_id, "POST", gateway.url + "/v1/messages")
+    thief = SoftwareKey.create(tmp_path / "thief.pem")
+    stub.requests.clear()
+    before = refusals(gateway.verifier)
+    for headers in (
+        {"Authorization": f"Bearer {token}"},
+        {"Authorization": f"DPoP {token}",
+         "DPoP": proof(thief, token, "POST", gateway.url + "/v1/messages")},
+    ):  # fmt: skip
+        answer = httpx.post(gateway.url + "/v1/messages", content=b"{}", headers=headers)
+        assert answer.status_code == 401
+    assert stub.requests == []
+    assert refused_at(gateway.verifier, before) == ["authz:dpop.jkt", "authz:dpop.scheme"]
+
+
+def test_a_revoked_device_is_stopped_at_the_next_request(
+    gateway: Gateway, stub: PacedSse, agent_cli: AgentCli
+) -> None:
+    device_id = enroll(agent_cli, gateway.verifier)
+    with proxy_process(agent_cli, gateway.url) as (base, stderr):
         stub.requests.clear()
         assert httpx.post(base + "/v1/messages", content=b"{}").status_code == 200
         run_server_cli(
-            ["devices", "revoke", "--data-dir", str(shared_verifier.data_dir),
-             _device_id(agent_cli)]
-        )  # fmt: skip
-        refused = httpx.post(base + "/v1/messages", content=b"{}")
-        assert refused.status_code == 401
-        assert len(stub.requests) == 1  # the upstream never saw the second request
-    finally:
-        process.terminate()
-        _, err = process.communicate(timeout=15)
-    assert process.returncode == 0
-    assert err.strip().endswith("envattest proxy: stopped")
+            ["devices", "revoke", "--data-dir", str(gateway.verifier.data_dir), device_id]
+        )
+        assert httpx.post(base + "/v1/messages", content=b"{}").status_code == 401
+        # the proxy dropped the refused token; attesting again is refused with the reason
+        again = httpx.post(base + "/v1/messages", content=b"{}")
+        assert again.status_code == 403
+        assert "revoked" in again.json()["error"]["message"]
+        assert len(stub.requests) == 1  # the upstream never saw the later requests
+    assert stderr[-2:] == ["envattest proxy: stopped", "exit 0"]
 
 
 def test_the_token_is_refreshed_before_it_expires(
-    shared_verifier: VerifierProcess, gateway: str, stub: PacedSse, agent_cli: AgentCli
+    gateway: Gateway, stub: PacedSse, agent_cli: AgentCli
 ) -> None:
-    _enroll(agent_cli, shared_verifier)
+    device_id = enroll(agent_cli, gateway.verifier)
     home = AgentHome(agent_cli.home)
     context = CollectionContext(env={}, home=agent_cli.user_home, project_dir=agent_cli.project)
     proxy = device_proxy(
         home,
         load_key(home, home.enrollment()),
-        upstream=Upstream.parse(gateway),
+        upstream=Upstream.parse(gateway.url),
         context=replace(context, run=lambda _argv: None, interfaces=lambda: []),
         environ_for=lambda endpoint: marked_environment({}, endpoint),
         refresh_fraction=0.002,  # 900 s tokens: a refresh after about 2 s
@@ -177,15 +179,14 @@ def test_the_token_is_refreshed_before_it_expires(
     try:
         stub.requests.clear()
         assert httpx.post(endpoint.base_url + "/v1/m", content=b"{}").status_code == 200
-        first = stub.requests[-1].headers["authorization"].split(" ", 1)[1]
+        first = _assert_bound(stub.requests[-1], device_id, "POST", gateway.url + "/v1/m")
         lifetime = token_claims(first)["exp"] - token_claims(first)["iat"]
         deadline = time.time() + 0.002 * lifetime + 10
-        while time.time() < deadline:
+        latest = first
+        while latest == first and time.time() < deadline:
             time.sleep(0.2)
             assert httpx.post(endpoint.base_url + "/v1/m", content=b"{}").status_code == 200
-            latest = stub.requests[-1].headers["authorization"].split(" ", 1)[1]
-            if latest != first:
-                break
+            latest = _assert_bound(stub.requests[-1], device_id, "POST", gateway.url + "/v1/m")
         assert latest != first, "no refresh happened"
         # the new token came while the old one still had most of its lifetime left
         assert token_claims(latest)["iat"] < token_claims(first)["exp"] - lifetime / 2
