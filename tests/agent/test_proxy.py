@@ -285,3 +285,30 @@ def test_a_denied_attestation_stops_the_start(key: SoftwareKey, tmp_path: Path) 
     )
     with pytest.raises(AccessDeniedError, match="denied"):
         proxy.start()
+
+
+def test_accepted_connections_have_nagle_off() -> None:
+    """With Nagle on, every streamed chunk after the first waits for a delayed ACK (40 ms)."""
+    import asyncio
+    import socket
+
+    from agent.proxy.running import bind_loopback
+
+    async def scenario() -> int:
+        seen: list[int] = []
+
+        async def accept(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            sock = writer.get_extra_info("socket")
+            seen.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        sock = bind_loopback(0)
+        server = await asyncio.start_server(accept, sock=sock)
+        _, writer = await asyncio.open_connection(*sock.getsockname())
+        while not seen:
+            await asyncio.sleep(0.01)
+        writer.close()
+        server.close()
+        return seen[0]
+
+    assert asyncio.run(scenario()) != 0

@@ -11,6 +11,7 @@ recorded with their headers, as in ``tests.stubs.llm_api``.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -45,6 +46,11 @@ def event_bytes(index: int) -> bytes:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     stub: PacedSse
+
+    def setup(self) -> None:
+        super().setup()
+        # as a real server would (nginx: tcp_nodelay on): no Nagle delay between the chunks
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _serve(self) -> None:
         length = min(int(self.headers.get("Content-Length") or 0), MAX_BODY)
