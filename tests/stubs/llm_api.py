@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -48,6 +49,10 @@ class StubLlmApi:
     url: str
     reply: str
     requests: list[RecordedRequest] = field(default_factory=list)
+    # a test may refuse some requests itself (401), e.g. to stand in for an expired key
+    authorize: Callable[[RecordedRequest], bool] | None = None
+    # seconds to wait before answering, by path suffix (e.g. {"/v1/models": 2.0})
+    delays: dict[str, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def record(self, request: RecordedRequest) -> None:
@@ -67,6 +72,9 @@ class StubLlmApi:
 
 
 _GENERATE = ("/messages", "/responses", "/chat/completions")
+_UNAUTHORIZED = json.dumps(
+    {"type": "error", "error": {"type": "authentication_error", "message": "invalid key"}}
+).encode()
 
 
 def _sse(events: list[tuple[str | None, dict[str, Any] | str]]) -> bytes:
@@ -205,7 +213,7 @@ def _answer(method: str, path: str, body: dict[str, Any], text: str) -> tuple[in
     if method == "POST" and route.endswith("/chat/completions"):
         return 200, *_chat(body, text)
     if method == "GET" and route.endswith("/models"):
-        models = {"object": "list", "data": [{"id": "stub-model", "object": "model"}]}
+        models = {"object": "list", "data": [{"id": "stub-model", "object": "model"}], "models": []}
         return 200, "application/json", json.dumps(models).encode()
     problem = {"error": {"type": "not_found_error", "message": f"stub has no {method} {route}"}}
     return 404, "application/json", json.dumps(problem).encode()
@@ -221,10 +229,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, raw
         )
         self.stub.record(request)
+        route = self.path.split("?")[0]
+        delay = next((s for suffix, s in self.stub.delays.items() if route.endswith(suffix)), 0.0)
+        time.sleep(delay)
         parsed = request.json()
         status, media, payload = _answer(
             self.command, self.path, parsed if isinstance(parsed, dict) else {}, self.stub.reply
         )
+        if self.stub.authorize is not None and not self.stub.authorize(request):
+            status, media, payload = 401, "application/json", _UNAUTHORIZED
         self.send_response(status)
         self.send_header("Content-Type", media)
         self.send_header("Content-Length", str(len(payload)))
