@@ -11,7 +11,6 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -26,9 +25,9 @@ def claude() -> NpmTool:
     return npm_tool("claude")
 
 
-@pytest.fixture
-def stack(tmp_path: Path, claude: NpmTool) -> Iterator[Stack]:
-    with running_stack(tmp_path) as running:
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, claude: NpmTool) -> Iterator[Stack]:
+    with running_stack(tmp_path_factory.mktemp("claude")) as running:
         settings = install_block("claude-settings").replace(
             "https://llm-gateway.example", running.gateway_url
         )
@@ -46,6 +45,7 @@ def _keys_seen(stack: Stack) -> list[str]:
 
 
 def test_a_request_succeeds_with_the_devices_identity(stack: Stack, claude: NpmTool) -> None:
+    stack.upstream.clear()
     done = subprocess.run(
         [str(claude.path), "-p", "say hi"],
         capture_output=True, text=True, env=_env(stack), cwd=stack.user_home, timeout=120,
@@ -66,6 +66,7 @@ def test_an_expired_token_is_replaced_without_a_restart(stack: Stack, claude: Np
         env=_env(stack), cwd=stack.user_home,
     )  # fmt: skip
     assert session.stdin is not None
+    stack.upstream.clear()
     try:
         first = _turn(session, "say hi")
         token = _keys_seen(stack)[-1]
