@@ -107,7 +107,7 @@ def test_a_valid_token_gives_the_verifiers_identity(verifier: FakeVerifier) -> N
     [
         (lambda v: "", MissingTokenError, "no envattest access token"),
         (lambda v: "a.b", InvalidTokenError, "malformed"),
-        (lambda v: jwt.encode({"sub": "x"}, None, algorithm="none")  # type: ignore[arg-type], InvalidTokenError, "ES256"),
+        (lambda v: _unsigned({"sub": "x"}), InvalidTokenError, "ES256"),
         (lambda v: jwt.encode({"sub": "x"}, "k" * 32, algorithm="HS256", headers={"kid": "k1"}),
          InvalidTokenError, "ES256"),
         (lambda v: _other_key_token(v), InvalidTokenError, "not signed by this verifier"),
@@ -126,6 +126,10 @@ def test_each_offline_check_refuses_at_its_step(
     with pytest.raises(error, match=match):
         _check(_checker(verifier), authorization=f"Bearer {token}" if token else None)
     assert "/v1/introspect" not in verifier.calls
+
+
+def _unsigned(claims: dict[str, Any]) -> str:
+    return jwt.encode(claims, None, algorithm="none")  # type: ignore[arg-type]
 
 
 def _other_key_token(verifier: FakeVerifier) -> str:
