@@ -13,13 +13,18 @@ import httpx
 
 @contextmanager
 def running_program(
-    argv: Sequence[str], *, url: str, log: Path, env: dict[str, str] | None = None
+    argv: Sequence[str],
+    *,
+    url: str,
+    log: Path,
+    env: dict[str, str] | None = None,
+    wait_s: float = 20,
 ) -> Iterator[str]:
     """Run ``argv`` until the block ends; yields ``url`` once something answers there."""
     with log.open("wb") as out:
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
         try:
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + wait_s
             while True:
                 if process.poll() is not None:
                     raise AssertionError(f"{argv[0]} exited: {log.read_text()}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,7 +102,7 @@ def device(
 
 
 def _post(
-    gateway: Gateway, headers: dict[str, str], body: dict[str, object] | None = None
+    gateway: Gateway, headers: dict[str, str], body: Mapping[str, object] | None = None
 ) -> httpx.Response:
     payload = json.dumps(body or {"model": "stub-model", "max_tokens": 8, "messages": []})
     headers = {"Content-Type": "application/json", **headers}

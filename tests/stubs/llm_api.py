@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -48,6 +49,13 @@ class StubLlmApi:
     url: str
     reply: str
     requests: list[RecordedRequest] = field(default_factory=list)
+    # a test may refuse some requests itself (401), e.g. to stand in for an expired key
+    authorize: Callable[[RecordedRequest], bool] | None = None
+    # seconds to wait before answering, by path suffix (e.g. {"/v1/models": 2.0})
+    delays: dict[str, float] = field(default_factory=dict)
+    # Responses API only: function calls to answer, one per request, before the text reply
+    # (e.g. {"name": "get_goal", "arguments": "{}"}), so a tool sends a second request
+    pending_calls: list[dict[str, str]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def record(self, request: RecordedRequest) -> None:
@@ -67,6 +75,9 @@ class StubLlmApi:
 
 
 _GENERATE = ("/messages", "/responses", "/chat/completions")
+_UNAUTHORIZED = json.dumps(
+    {"type": "error", "error": {"type": "authentication_error", "message": "invalid key"}}
+).encode()
 
 
 def _sse(events: list[tuple[str | None, dict[str, Any] | str]]) -> bytes:
@@ -121,15 +132,20 @@ def _anthropic(body: dict[str, Any], text: str) -> tuple[str, bytes]:
     )  # fmt: skip
 
 
-def _responses(body: dict[str, Any], text: str) -> tuple[str, bytes]:
+def _responses(
+    body: dict[str, Any], text: str, call: dict[str, str] | None = None
+) -> tuple[str, bytes]:
     model = str(body.get("model", "stub-model"))
-    item = {
+    item: dict[str, Any] = {
         "type": "message",
         "id": "msg_stub",
         "status": "completed",
         "role": "assistant",
         "content": [{"type": "output_text", "text": text, "annotations": []}],
     }
+    if call is not None:
+        item = {"type": "function_call", "id": "fc_stub", "call_id": "call_stub",
+                "status": "completed", **call}  # fmt: skip
     usage = {
         "input_tokens": 3,
         "input_tokens_details": {"cached_tokens": 0},
@@ -154,13 +170,14 @@ def _responses(body: dict[str, Any], text: str) -> tuple[str, bytes]:
             (
                 "response.output_item.added",
                 {"type": "response.output_item.added", "output_index": 0,
-                 "item": {**item, "status": "in_progress", "content": []}},
+                 "item": {**item, "status": "in_progress",
+                          **({"content": []} if call is None else {})}},
             ),
-            (
+            *([] if call is not None else [(
                 "response.output_text.delta",
                 {"type": "response.output_text.delta", "item_id": "msg_stub", "output_index": 0,
                  "content_index": 0, "delta": text},
-            ),
+            )]),
             (
                 "response.output_item.done",
                 {"type": "response.output_item.done", "output_index": 0, "item": item},
@@ -194,18 +211,20 @@ def _chat(body: dict[str, Any], text: str) -> tuple[str, bytes]:
     )  # fmt: skip
 
 
-def _answer(method: str, path: str, body: dict[str, Any], text: str) -> tuple[int, str, bytes]:
+def _answer(
+    method: str, path: str, body: dict[str, Any], text: str, calls: list[dict[str, str]]
+) -> tuple[int, str, bytes]:
     route = path.split("?")[0].rstrip("/")
     if method == "POST" and route.endswith("/messages/count_tokens"):
         return 200, "application/json", b'{"input_tokens": 3}'
     if method == "POST" and route.endswith("/messages"):
         return 200, *_anthropic(body, text)
     if method == "POST" and route.endswith("/responses"):
-        return 200, *_responses(body, text)
+        return 200, *_responses(body, text, calls.pop(0) if calls else None)
     if method == "POST" and route.endswith("/chat/completions"):
         return 200, *_chat(body, text)
     if method == "GET" and route.endswith("/models"):
-        models = {"object": "list", "data": [{"id": "stub-model", "object": "model"}]}
+        models = {"object": "list", "data": [{"id": "stub-model", "object": "model"}], "models": []}
         return 200, "application/json", json.dumps(models).encode()
     problem = {"error": {"type": "not_found_error", "message": f"stub has no {method} {route}"}}
     return 404, "application/json", json.dumps(problem).encode()
@@ -221,10 +240,20 @@ class _Handler(BaseHTTPRequestHandler):
             self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, raw
         )
         self.stub.record(request)
+        route = self.path.split("?")[0]
+        delay = next((s for suffix, s in self.stub.delays.items() if route.endswith(suffix)), 0.0)
+        time.sleep(delay)
         parsed = request.json()
-        status, media, payload = _answer(
-            self.command, self.path, parsed if isinstance(parsed, dict) else {}, self.stub.reply
-        )
+        with self.stub._lock:
+            status, media, payload = _answer(
+                self.command,
+                self.path,
+                parsed if isinstance(parsed, dict) else {},
+                self.stub.reply,
+                self.stub.pending_calls,
+            )
+        if self.stub.authorize is not None and not self.stub.authorize(request):
+            status, media, payload = 401, "application/json", _UNAUTHORIZED
         self.send_response(status)
         self.send_header("Content-Type", media)
         self.send_header("Content-Length", str(len(payload)))
