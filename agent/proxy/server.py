@@ -14,6 +14,7 @@ import json
 import h11
 import httpx
 
+from agent.client import tls_trust_failure
 from agent.errors import AccessDeniedError, AgentError, ServerUnreachableError
 from agent.proxy.credentials import IssuedToken, RequestCredentials
 from agent.proxy.rewrite import Upstream, UpstreamError, request_headers, response_headers
@@ -190,10 +191,16 @@ class ProxyServer:
         try:
             return await self.client.send(request, stream=True)
         except httpx.HTTPError as exc:
+            if tls_trust_failure(exc) is not None:
+                raise ProxyRefusal(
+                    502,
+                    f"envattest proxy: the TLS certificate of {self.upstream.origin} is not "
+                    "trusted; if your organisation uses a private CA, pass --ca-file CA.pem",
+                ) from exc
             raise ProxyRefusal(
                 502,
                 f"envattest proxy: cannot reach the gateway at {self.upstream.origin} "
-                f"({exc.__class__.__name__}: {exc}); check --upstream, the network and TLS",
+                f"({exc.__class__.__name__}: {exc}); check --upstream and the network",
             ) from exc
 
     async def _relay(

@@ -12,12 +12,14 @@ recorded with their headers, as in ``tests.stubs.llm_api``.
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from tests.stubs.llm_api import MAX_BODY, RecordedRequest
 
@@ -79,13 +81,22 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def paced_sse(*, events: int = 5, interval_s: float = 0.2) -> Iterator[PacedSse]:
-    """The paced stream on a free 127.0.0.1 port until the block ends."""
+def paced_sse(
+    *, events: int = 5, interval_s: float = 0.2, tls: tuple[Path, Path] | None = None
+) -> Iterator[PacedSse]:
+    """The paced stream on a free 127.0.0.1 port until the block ends; HTTPS with ``tls``
+    (certificate and key PEM files)."""
     stub = PacedSse(url="", events=events, interval_s=interval_s)
     handler = type("PacedHandler", (_Handler,), {"stub": stub})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    stub.url = f"http://127.0.0.1:{server.server_address[1]}"
+    scheme = "http"
+    if tls is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    stub.url = f"{scheme}://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
