@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
@@ -73,13 +74,8 @@ def read_tx(engine: Engine) -> Iterator[Connection]:
         ) from exc
 
 
-def _user(row: object) -> ConsoleUserRecord:
-    return ConsoleUserRecord(
-        row.user_id,  # type: ignore[attr-defined]
-        row.username,  # type: ignore[attr-defined]
-        row.created_at,  # type: ignore[attr-defined]
-        row.disabled_at,  # type: ignore[attr-defined]
-    )
+def _user(row: Any) -> ConsoleUserRecord:
+    return ConsoleUserRecord(row.user_id, row.username, row.created_at, row.disabled_at)
 
 
 class ConsoleAccountStore:

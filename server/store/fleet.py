@@ -10,21 +10,14 @@ can be dropped and rebuilt from the audit log at any time.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import fields, replace
+from dataclasses import fields
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
-from server.alerts.detect import Alert, DeviceState, detect_alerts
-from server.console.evidence import (
-    base_urls,
-    deny_reasons,
-    encode_base_urls,
-    field_values,
-    timezone,
-)
+from server.alerts.detect import Alert, DeviceState
+from server.console.projection import FleetBatch, Values
 from server.store import AuditRecord
 from server.store.console import read_tx, write_tx
 from server.store.schema import (
@@ -43,14 +36,8 @@ from server.store.schema import devices as device_table
 from server.store.upsert import upsert
 
 CURSOR = "fleet"
-CONSENT_FIELD = "consent.manifest_sha256"  # manifest versions in use, counted like a field
-_ERASE_EVENTS = frozenset({"device.erased", "admin.device.erase"})
-_REVOKE_EVENTS = frozenset({"admin.device.revoke"})
 _CHUNK = 500  # ids per IN (...) list: under SQLite's variable limit
-DAY_S = 86_400
 _OWN_EVENTS = "console."
-
-Values = set[tuple[str, str, str]]
 
 
 def audit_from_row(row: Any) -> AuditRecord:
@@ -79,102 +66,6 @@ def _state_row(state: DeviceState) -> dict[str, Any]:
 def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
     for i in range(0, len(items), _CHUNK):
         yield items[i : i + _CHUNK]
-
-
-class _Batch:
-    """The effect of a run of audit records, accumulated in memory, then written at once."""
-
-    def __init__(
-        self,
-        states: dict[str, DeviceState],
-        values: dict[str, Values],
-        key_classes: dict[str, str],
-        allow_run: int,
-    ) -> None:
-        self.states = states
-        self.key_classes = key_classes
-        self.tallies: Counter[tuple[str, str]] = Counter()
-        self.values = values
-        self.allow_run = allow_run
-        self.changed_values: set[str] = set()
-        self.changed_states: set[str] = set()
-        self.counts: Counter[tuple[str, str, str]] = Counter()
-        self.daily: Counter[tuple[int, str]] = Counter()
-        self.reasons: Counter[str] = Counter()
-        self.alerts: list[Alert] = []
-
-    def _set_values(self, device: str, new: Values) -> None:
-        old = self.values.get(device, set())
-        for key in old - new:
-            self.counts[key] -= 1
-        for key in new - old:
-            self.counts[key] += 1
-        self.values[device] = new
-        self.changed_values.add(device)
-
-    def apply(self, record: AuditRecord) -> None:
-        device = record.device_id
-        if record.event == "attest.rejected":
-            self.daily[(record.at // DAY_S * DAY_S, "reject")] += 1
-            self.reasons[f"step:{(record.data or {}).get('step', 'unknown')}"] += 1
-            return
-        if device is None:
-            return
-        prev = self.states.get(device)
-        self.alerts.extend(detect_alerts(prev, record, allow_run=self.allow_run))
-        if prev is None and record.event in ("enroll", "attest"):
-            key_class = self.key_classes.get(device) or str((record.data or {}).get("key_class"))
-            prev = DeviceState(device, 0, 0, "", 0, 0, 0, None, "{}", key_class, "active")
-            self.tallies[("device", f"{key_class}|active")] += 1
-            self._put(prev)
-        if prev is None:
-            return
-        if record.event in _ERASE_EVENTS:
-            self._set_values(device, set())
-            self._put(replace(prev, timezone=None, baseurls="{}"), state="erased")
-            return
-        if record.event in _REVOKE_EVENTS and prev.state == "active":
-            self._put(prev, state="revoked")
-            return
-        if record.event != "attest" or record.decision not in ("allow", "deny"):
-            return
-        self.daily[(record.at // DAY_S * DAY_S, record.decision)] += 1
-        denied = record.decision == "deny"
-        for reason in deny_reasons(record.data) if denied else ():
-            self.reasons[reason] += 1
-        base = prev
-        if base.last_decision:
-            self.tallies[("decision", base.last_decision)] -= 1
-        self.tallies[("decision", record.decision)] += 1
-        state = replace(
-            base,
-            last_seq=record.seq,
-            last_at=record.at,
-            last_decision=record.decision,
-            attestations=base.attestations + 1,
-            denials=base.denials + int(denied),
-            allow_run=0 if denied else base.allow_run + 1,
-        )
-        signals = (record.data or {}).get("signals")
-        if isinstance(signals, dict):  # purged records still count, but carry no values
-            state = replace(
-                state, timezone=timezone(signals), baseurls=encode_base_urls(base_urls(signals))
-            )
-            values = field_values(signals)
-            consent = (record.data or {}).get("consent") or {}
-            if isinstance(consent, dict) and consent.get("manifest_sha256"):
-                values.add((CONSENT_FIELD, str(consent["manifest_sha256"])[:64], ""))
-            self._set_values(device, values)
-        self._put(state)
-
-    def _put(self, device: DeviceState, *, state: str | None = None) -> None:
-        """Store a device's new state; a changed ``state`` moves it between tallies."""
-        if state is not None and state != device.state:
-            self.tallies[("device", f"{device.key_class}|{device.state}")] -= 1
-            self.tallies[("device", f"{device.key_class}|{state}")] += 1
-            device = replace(device, state=state)
-        self.states[device.device_id] = device
-        self.changed_states.add(device.device_id)
 
 
 class FleetProjection:
@@ -210,7 +101,7 @@ class FleetProjection:
                 return 0
             records = [audit_from_row(r) for r in rows]
             devices = sorted({r.device_id for r in records if r.device_id})
-            batch = _Batch(*self._load(conn, devices), allow_run=self.allow_run)
+            batch = FleetBatch(*self._load(conn, devices), allow_run=self.allow_run)
             for record in records:
                 batch.apply(record)
             self._write(conn, batch, now=now)
@@ -282,7 +173,7 @@ class FleetProjection:
                 values.setdefault(row.device_id, set()).add((row.field, row.value, row.detail))
         return states, values, key_classes
 
-    def _write(self, conn: Connection, batch: _Batch, *, now: int) -> None:
+    def _write(self, conn: Connection, batch: FleetBatch, *, now: int) -> None:
         upsert(
             conn,
             fleet_devices,

@@ -12,8 +12,8 @@ from server.console import charts
 from server.console.auth import Viewer
 from server.console.context import ConsoleContext
 from server.console.pages.fleet import SVG_HEADERS
+from server.console.projection import CONSENT_FIELD
 from server.console.render import render
-from server.store.fleet import CONSENT_FIELD
 
 TOP = 25
 

@@ -9,8 +9,8 @@ from fastapi.responses import HTMLResponse, Response
 from server.console import charts
 from server.console.auth import Viewer
 from server.console.context import ConsoleContext
+from server.console.projection import DAY_S
 from server.console.render import render
-from server.store.fleet import DAY_S
 from server.store.fleet_queries import Overview
 
 CHART_DAYS = 30
