@@ -64,11 +64,13 @@ class PasswordAuthenticator:
         found = self.store.identity(self.provider, subject)
         stored = found[1] if found is not None and found[1] else self._dummy
         try:
-            self.hasher.verify(stored, secret)
+            matched = self.hasher.verify(stored, secret)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
-            raise SignInError(f"wrong password for {subject!r}") from None
+            matched = False
         if found is None:
             raise SignInError(f"unknown user {subject!r}")
+        if not matched:
+            raise SignInError(f"wrong password for {subject!r}")
         user = found[0]
         if user.disabled_at is not None:
             raise SignInError(f"account {subject!r} is disabled")
