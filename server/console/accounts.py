@@ -64,7 +64,7 @@ class PasswordAuthenticator:
         found = self.store.identity(self.provider, subject)
         stored = found[1] if found is not None and found[1] else self._dummy
         try:
-            matched = self.hasher.verify(stored, secret)
+            matched: bool = self.hasher.verify(stored, secret)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             matched = False
         if found is None:
