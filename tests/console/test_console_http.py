@@ -4,6 +4,8 @@ cookies, CSRF, throttling, auditing of page views, and escaping of agent-supplie
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import closing
@@ -14,6 +16,7 @@ import pytest
 
 from tests.console.fleet import FleetSpec
 from tests.console.support import HOSTILE, PASSWORD, ConsoleProcess, login_form, make_fleet_dir
+from tests.servers import REPO, clean_env
 
 PAGES = (
     "/",
@@ -194,3 +197,41 @@ def test_sign_in_is_throttled(tmp_path: Path) -> None:
         assert int(right.headers["retry-after"]) >= 1
     finally:
         console.stop()
+
+
+def test_console_user_list_and_disable_end_the_accounts_sessions(console: ConsoleProcess) -> None:
+    def cli(*args: str, stdin: str | None = None) -> str:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "server",
+                "console-user",
+                *args,
+                "--data-dir",
+                str(console.data_dir),
+            ],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=clean_env(),
+            cwd=REPO,
+            check=False,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    cli("create", "bob", "--password-stdin", stdin=PASSWORD + "\n")
+    listed = {line.split()[0]: line.split()[1] for line in cli("list").splitlines()[1:]}
+    assert listed["bob"] == "enabled"
+    with closing(console.sign_in("bob")) as client:
+        assert client.get("/fields").status_code == 200
+        assert "console user bob disabled" in cli("disable", "bob")
+        answer = client.get("/fields", follow_redirects=False)
+        assert answer.status_code == 303  # the session ended with the account
+    listed = {line.split()[0]: line.split()[1] for line in cli("list").splitlines()[1:]}
+    assert listed["bob"] == "disabled"
+    with httpx.Client(base_url=console.url) as client:
+        refused = client.post("/login", data=login_form(client, "bob", PASSWORD))
+    assert refused.status_code == 401
