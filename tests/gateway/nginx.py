@@ -92,6 +92,10 @@ class _Upstream(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.do_GET()
+
     def log_message(self, *_args: object) -> None:
         pass
 
@@ -113,11 +117,13 @@ def upstream_server() -> Iterator[tuple[int, list[dict[str, str]]]]:
 
 
 @contextmanager
-def running_nginx(run_dir: Path, *, verifier_port: int, upstream_port: int) -> Iterator[str]:
-    """nginx on a free loopback port; yields its base URL."""
+def running_nginx(
+    run_dir: Path, *, verifier_port: int, upstream_port: int, port: int | None = None
+) -> Iterator[str]:
+    """nginx on a loopback port (free unless given); yields its base URL."""
     nginx = need_tool("nginx", "apt-get install nginx-light")
     run_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     conf = run_dir / "nginx.conf"
     with _worker_temp_dir(run_dir) as (user, tmp):
         conf.write_text(
