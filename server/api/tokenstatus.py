@@ -10,9 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 
-from server.introspection import InactiveTokenError, bearer_token, check_access_token
+from server.introspection import InactiveTokenError, Presented, bearer_token
 from server.openapi import problem_responses
 from server.runtime import Runtime
 
@@ -23,12 +22,19 @@ DEVICE_INACTIVE = (
 )
 
 
-def token_status(runtime: Runtime, token: str) -> dict[str, Any]:
-    """The status document for ``token`` (never raises for an inactive token)."""
+async def token_status(runtime: Runtime, token: str) -> dict[str, Any]:
+    """The status document for ``token`` (never raises for an inactive token).
+
+    The same checks as forward auth (``TokenChecker``), without the per-request proof of
+    possession: this answer grants nothing, so a DPoP-bound token that passed every check up
+    to the proof is reported active.
+    """
     try:
-        active = check_access_token(token, issuer=runtime.issuer, store=runtime.store)
+        active = await runtime.access.checker.check(Presented("bearer", token, None), target=None)
     except InactiveTokenError as exc:
-        if exc.reason.startswith("device "):
+        if exc.step == "dpop.scheme":
+            return {"active": True, "state": "active"}
+        if exc.step == "device":
             return {"active": False, "state": "device-inactive", "detail": DEVICE_INACTIVE}
         return {"active": False, "state": "refresh", "detail": "run 'envattest attest'"}
     return {"active": True, "state": "active", "exp": active.claims.get("exp")}
@@ -42,7 +48,7 @@ def router(runtime: Runtime) -> APIRouter:
     async def status(request: Request) -> dict[str, Any]:
         """Whether the bearer's access token is still active, and if not, what to do."""
         token = bearer_token(request.headers.get("authorization"), None)
-        return await run_in_threadpool(token_status, runtime, token)
+        return await token_status(runtime, token)
 
     return api
 
