@@ -2,7 +2,9 @@
 
 Allowed: the request reaches the stub model as the mapped LiteLLM user and key. Refused with
 the reason, the model never reached: no token, garbage, forged, ``alg: none``, expired,
-another audience, and a revoked device (within the introspection cache time).
+another audience, a DPoP-bound token sent as a bearer token (signed by the verifier's key with
+the ``binding`` claim it puts in bound tokens), and a revoked device (within the introspection
+cache time).
 """
 
 from __future__ import annotations
@@ -118,6 +120,10 @@ def test_bad_tokens_are_refused_with_the_reason(
         "another audience": (
             {"X-Api-Key": mint_token({**claims, "aud": "elsewhere"}, key=key, kid=kid)},
             "does not verify",
+        ),
+        "DPoP-bound token as bearer": (
+            {"Authorization": f"Bearer {mint_token({**claims, 'binding': 'dpop'}, key=key, kid=kid)}"},
+            "bound to the device key (DPoP)",
         ),
     }  # fmt: skip
     proxy.upstream.clear()
