@@ -101,6 +101,7 @@ def test_bad_tokens_are_refused_with_the_reason(
     claims = token_claims(access_token(proxy.device))
     kid, key = server_signing_key(shared_verifier.data_dir)
     now = int(time.time())
+    bound = mint_token({**claims, "binding": "dpop"}, key=key, kid=kid)
     expired = mint_token({**claims, "iat": now - 3600, "exp": now - 60}, key=key, kid=kid)
     refused = {
         "none": ({}, "no envattest access token"),
@@ -122,7 +123,7 @@ def test_bad_tokens_are_refused_with_the_reason(
             "does not verify",
         ),
         "DPoP-bound token as bearer": (
-            {"Authorization": f"Bearer {mint_token({**claims, 'binding': 'dpop'}, key=key, kid=kid)}"},
+            {"Authorization": f"Bearer {bound}"},
             "bound to the device key (DPoP)",
         ),
     }  # fmt: skip
