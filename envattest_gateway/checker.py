@@ -1,7 +1,7 @@
 """One check per request: token offline, then revocation and binding at the verifier.
 
-    checker = TokenChecker.for_verifier("https://verifier.example", credential="gw_...")
-    identity = await checker.check(authorization=..., api_key=..., dpop=..., method=..., url=...)
+checker = TokenChecker.for_verifier("https://verifier.example", credential="gw_...")
+identity = await checker.check(authorization=..., api_key=..., dpop=..., method=..., url=...)
 """
 
 from __future__ import annotations
