@@ -48,7 +48,7 @@ def ensure_venv() -> None:
     )
     pip = [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check"]
     subprocess.run([*pip, "--quiet", "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "--progress-bar", "off", "-e", f".[{extras}]"], check=True, cwd=ROOT)
+    subprocess.run([*pip, "-e", f".[{extras}]"], check=True, cwd=ROOT)
     print("installed; next runs start at once", flush=True)
     STAMP.touch()
 
