@@ -29,6 +29,8 @@ class ServerConfig:
     rate_limit_per_minute: int = 600  # per client IP, per replica; 0 disables
     device_rate_limit_per_minute: int = 120  # per device (challenge + attest); 0 disables
     authz_audience: str = ""  # when set, /v1/authz and /v1/introspect require this aud
+    body_timeout_s: int = 10  # a body not complete this long after the request head: 408
+    trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-For is believed
 
     @property
     def manifest_path(self) -> Path:
@@ -74,6 +76,8 @@ def load_config(data_dir: Path, **overrides: Any) -> ServerConfig:
     config = ServerConfig(data_dir=data_dir.resolve())
     for name, value in {**doc, **{k: v for k, v in overrides.items() if v is not None}}.items():
         expected = type(getattr(config, name))
+        if expected is tuple and isinstance(value, list) and all(isinstance(v, str) for v in value):
+            value = tuple(value)
         if not isinstance(value, expected) or isinstance(value, bool):
             raise ConfigError(f"{path}: {name} must be a {expected.__name__}")
         config = replace(config, **{name: value})

@@ -21,6 +21,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from attest.errors import FormatError
+from attest.jose import parse_compact
 from attest.jwk import jwk_thumbprint, public_jwk
 from attest.privatefile import ensure_private_dir, write_private_atomic
 from server.errors import ConfigError
@@ -254,7 +256,10 @@ class TokenIssuer:
 
     def verify(self, token: str, *, audience: str | None = None) -> dict[str, Any]:
         """Decode and verify a token this verifier issued; raises jwt.PyJWTError."""
-        header = jwt.get_unverified_header(token)
+        try:
+            header = parse_compact(token).header  # bounded JSON, duplicates refused
+        except FormatError as exc:
+            raise jwt.DecodeError(f"token: {exc}") from exc
         key = self.ring.public_key(str(header.get("kid", "")))
         if key is None:
             raise jwt.InvalidKeyError("unknown kid")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from urllib.parse import parse_qs
-
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from attest.errors import FormatError
+from attest.strictjson import parse_json
+from server.api.bodies import parse_form
 from server.api.models import IntrospectionResponse
 from server.credentials import authenticate_gateway
 from server.errors import BadRequestError, UnsupportedMediaError
@@ -57,13 +57,12 @@ _AUTHZ_HEADERS = {
 def _token_from_body(body: bytes, content_type: str) -> str:
     media = content_type.split(";")[0].strip().lower()
     if media == FORM:
-        values = parse_qs(body.decode("utf-8", "replace"), max_num_fields=8).get("token", [])
-        token = values[0] if values else None
+        token = parse_form(body, what="introspection form").get("token")
     elif media == "application/json":
         try:
-            doc = json.loads(body)
-        except ValueError:
-            raise BadRequestError('the body is not JSON; send {"token": "..."}') from None
+            doc = parse_json(body, what="introspection body")
+        except FormatError as exc:
+            raise BadRequestError(f'{exc}; send {{"token": "..."}}') from None
         token = doc.get("token") if isinstance(doc, dict) else None
     else:
         raise UnsupportedMediaError(f"send the body as {FORM} (token=...) or application/json")
