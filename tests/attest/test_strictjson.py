@@ -5,6 +5,7 @@ parsers refuse the same vectors inside a JWS."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -18,22 +19,22 @@ JSON_VECTORS = VECTORS / "json"
 
 # vector -> words of the refusal (tests/vectors/json/generate.py writes the files)
 REFUSALS = {
-    "huge-int": "more than 32 characters",
-    "long-float": "more than 32 characters",
-    "float-overflow": "out of range",
+    "huge-int": "a number has more than 32 characters",
+    "long-float": "a number has more than 32 characters",
+    "float-overflow": "the number 1e400 is out of range",
     "nan": "NaN is not JSON",
     "infinity": "-Infinity is not JSON",
-    "deep-array": "nested deeper than 16",
-    "deep-object": "nested deeper than 16",
-    "unclosed-nesting": "nested deeper than 16",
-    "duplicate-member": "'sub' appears twice",
-    "many-members": "more than 512 members",
-    "long-array": "more than 512 elements",
-    "long-string": "longer than 16384",
-    "lone-surrogate": "lone surrogate",
+    "deep-array": "nested deeper than 16 levels",
+    "deep-object": "nested deeper than 16 levels",
+    "unclosed-nesting": "nested deeper than 16 levels",
+    "duplicate-member": "member 'sub' appears twice",
+    "many-members": "an object has more than 512 members",
+    "long-array": "an array has more than 512 elements",
+    "long-string": "a string is longer than 16384 characters",
+    "lone-surrogate": "a string holds a lone surrogate",
     "latin1": "not UTF-8",
     "utf16": "not UTF-8",
-    "bom": "not JSON",
+    "bom": "not JSON (Unexpected UTF-8 BOM",
 }
 
 
@@ -44,14 +45,14 @@ def test_every_vector_has_an_expected_refusal() -> None:
 @pytest.mark.parametrize("name", sorted(REFUSALS))
 def test_hostile_documents_are_refused_with_their_bound(name: str) -> None:
     raw = (JSON_VECTORS / f"{name}.json").read_bytes()
-    with pytest.raises(FormatError, match=REFUSALS[name]):
+    with pytest.raises(FormatError, match=re.escape(f"body: {REFUSALS[name]}")):
         parse_json(raw, what="body")
 
 
 @pytest.mark.parametrize("name", sorted(REFUSALS))
 def test_hostile_evidence_payloads_are_format_errors(name: str) -> None:
     raw = (VECTORS / "evidence" / f"payload-{name}.txt").read_bytes()
-    with pytest.raises(FormatError, match=f"evidence payload: .*{REFUSALS[name]}"):
+    with pytest.raises(FormatError, match=re.escape(f"evidence payload: {REFUSALS[name]}")):
         parse_evidence(raw)
 
 
@@ -60,7 +61,7 @@ def test_hostile_evidence_payloads_are_format_errors(name: str) -> None:
 )
 def test_hostile_evidence_headers_are_format_errors(name: str) -> None:
     raw = (VECTORS / "evidence" / f"header-{name}.txt").read_bytes()
-    with pytest.raises(FormatError, match=f"JWS header: .*{REFUSALS[name]}"):
+    with pytest.raises(FormatError, match=re.escape(f"JWS header: {REFUSALS[name]}")):
         parse_evidence(raw)
 
 
