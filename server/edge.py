@@ -30,6 +30,7 @@ from server.ratelimit import RateLimits, attesting_device, rate_limited
 
 log = logging.getLogger("envattest.http")
 _Status = Callable[[], int]
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 async def send_problem(send: Send, error: ProblemError, *, close: bool = False) -> None:
@@ -150,6 +151,7 @@ class EdgeLayer:
         path = str(scope["path"])
         route = path if path in self.routes else "other"
         method = str(scope["method"])
+        method = method if method in _METHODS else "other"  # bounded label values
         self.metrics.observe_request(route, method, status, seconds)
         if log.isEnabledFor(logging.INFO):
             log.info(

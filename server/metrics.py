@@ -52,6 +52,7 @@ class Metrics:
         self.reloads = Counter(
             "envattest_reloads", "Manifest/policy/key reloads by result", ["result"], registry=r
         )
+        self._request_children: dict[tuple[str, str, int], tuple[Histogram, Counter]] = {}
 
     def observe_audit(self, record: AuditRecord) -> None:
         """Count attestation outcomes from a committed audit record."""
@@ -66,8 +67,18 @@ class Metrics:
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one answered HTTP request and its latency."""
-        self.latency.labels(route, method).observe(seconds)
-        self.requests.labels(route, method, str(status)).inc()
+        # the labelled children, looked up once per (route, method, status): labels() is most
+        # of what a request costs here; routes are the application's, so the map stays small
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.latency.labels(route, method),
+                self.requests.labels(route, method, str(status)),
+            )
+            self._request_children[key] = children
+        children[0].observe(seconds)
+        children[1].inc()
 
     def render(self) -> bytes:
         """The text exposition format."""
