@@ -122,6 +122,14 @@ def test_bounded_json_raises_only_format_errors(body: bytes) -> None:
         parse_json(body)
 
 
+def _depth(doc: Any) -> int:
+    if isinstance(doc, dict):
+        return 1 + max(map(_depth, doc.values()), default=0)
+    if isinstance(doc, list):
+        return 1 + max(map(_depth, doc), default=0)
+    return 0
+
+
 def _numbers(doc: Any) -> Iterator[int | float]:
     if isinstance(doc, dict):
         doc = list(doc.values())
