@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from attest.dpop import DPOP_TYP, DpopProofError, verify_proof
 from attest.errors import FormatError
 from attest.evidence import parse_evidence
+from attest.jose import sign_compact
+from attest.keys.software import SoftwareKey
 from attest.strictjson import DEFAULT_LIMITS, JsonLimits, parse_json, parse_json_object
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
@@ -123,3 +126,27 @@ def test_an_object_is_required_where_one_is_expected() -> None:
 def test_syntax_errors_say_where() -> None:
     with pytest.raises(FormatError, match=r"body: not JSON \(Expecting value at character 6\)"):
         parse_json(b'{"a": }')
+
+
+SMALL_VECTORS = {
+    **{n: (JSON_VECTORS / f"{n}.json").read_bytes() for n in REFUSALS},
+    "deep-array": b"[" * 1400,  # the deepest that fits a 4096-character proof
+}
+
+
+@pytest.mark.parametrize("name", sorted(n for n, raw in SMALL_VECTORS.items() if len(raw) < 2500))
+def test_hostile_dpop_claims_are_a_format_refusal(name: str, tmp_path: Path) -> None:
+    # a proof's key is its own header's jwk: anyone can sign hostile claims validly
+    key = SoftwareKey.create(tmp_path / "k.pem")
+    jwk = {k: key.public_jwk()[k] for k in ("crv", "kty", "x", "y")}
+    proof = sign_compact(
+        {"typ": DPOP_TYP, "alg": "ES256", "jwk": jwk}, SMALL_VECTORS[name], key.sign
+    )
+    with pytest.raises(DpopProofError) as refused:
+        verify_proof(
+            proof, expected_htm="GET", expected_htu="https://gw.test/x", expected_jkt=None,
+            access_token=None, now=0,
+        )  # fmt: skip
+    assert refused.value.step == "dpop.format"
+    assert isinstance(refused.value.__cause__, FormatError)
+    assert REFUSALS[name] in str(refused.value.__cause__)

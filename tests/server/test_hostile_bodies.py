@@ -3,6 +3,7 @@ or a form: each vector of tests/vectors/json at each boundary, with the refusing
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from attest.devicerequest import REQUEST_TYP, DeviceAction
 from server.errors import UnauthorizedError
-from server.introspection import InactiveTokenError, check_access_token
+from server.introspection import InactiveTokenError, Presented
 from tests.attest.test_strictjson import REFUSALS
 from tests.server.inprocess import Verifier, build_verifier
 
@@ -174,8 +175,10 @@ def test_forward_auth_refuses_tokens_with_hostile_headers(
     assert_problem(response, 401, "unauthorized")
     assert response.headers["www-authenticate"].startswith("Bearer")
     # (1) the token header is what refused, with the bound it broke
+    checker = verifier.runtime.access.checker
     with pytest.raises(InactiveTokenError) as refused:
-        check_access_token(token, issuer=verifier.runtime.issuer, store=verifier.runtime.store)
+        asyncio.run(checker.check(Presented("bearer", token, None), target=None))
+    assert refused.value.step == "token"
     assert f"JWS header: {REFUSALS[name]}" in refused.value.reason
 
 
