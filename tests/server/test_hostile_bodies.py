@@ -11,9 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from attest.devicerequest import REQUEST_TYP, DeviceAction
+from server.api.bodies import StrictJsonRoute
 from server.errors import UnauthorizedError
 from server.introspection import InactiveTokenError, Presented
 from tests.attest.test_strictjson import REFUSALS
@@ -195,3 +197,13 @@ def test_the_limiter_reads_hostile_evidence_without_failing(verifier: Verifier) 
         )
         assert_problem(response, 401, "attestation-rejected")
     limited.runtime.store.engine.dispose()
+
+
+def test_every_model_body_is_read_by_the_bounded_parser(verifier: Verifier) -> None:
+    routes = list(verifier.app.routes)
+    for included in [r for r in routes if hasattr(r, "original_router")]:
+        routes += included.original_router.routes  # FastAPI's included routers
+    with_bodies = [r for r in routes if isinstance(r, APIRoute) and r.body_field is not None]
+    assert {r.path for r in with_bodies} >= set(JSON_ROUTES)
+    for route in with_bodies:
+        assert isinstance(route, StrictJsonRoute), f"{route.path}: APIRouter(route_class=...)"
