@@ -30,6 +30,7 @@ from server.ratelimit import RateLimits, attesting_device, rate_limited
 
 log = logging.getLogger("envattest.http")
 _Status = Callable[[], int]
+CLIENT_GONE = 499  # the status recorded when a client leaves before its body arrived
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -96,11 +97,13 @@ class EdgeLayer:
             return status
 
         try:
-            await self._serve(scope, receive, recording_send, answered)
+            if not await self._serve(scope, receive, recording_send, answered):
+                status = CLIENT_GONE
         finally:
             self._observe(scope, status, time.perf_counter() - start)
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send, answered: _Status) -> None:
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, answered: _Status) -> bool:
+        """Steps (1)-(4); False if the client left before its body arrived."""
         path, method = str(scope["path"]), str(scope["method"])
         # (1) who is asking
         address = self.addresses.resolve(scope)
@@ -114,7 +117,7 @@ class EdgeLayer:
             if wait:
                 self.metrics.rate_limited.labels("address").inc()
                 await send_problem(send, rate_limited("address", wait), close=body_expected)
-                return
+                return True
         # (3) the body, bounded in size and time
         body = b""
         if body_expected:
@@ -129,9 +132,9 @@ class EdgeLayer:
                 )
             except ProblemError as error:
                 await send_problem(send, error, close=True)
-                return
+                return True
             if read is None:
-                return  # the client left
+                return False
             body, receive = read, _replay(read, receive)
         # (4) per device, spent only once the device's key has signed
         device = None
@@ -141,10 +144,11 @@ class EdgeLayer:
             if wait:
                 self.metrics.rate_limited.labels("device").inc()
                 await send_problem(send, rate_limited("device", wait))
-                return
+                return True
         await self.app(scope, receive, send)
         if device is not None:
             self.limits.charge_device(device, answered())
+        return True
 
     def _observe(self, scope: Scope, status: int, seconds: float) -> None:
         # (5) metrics and the request log

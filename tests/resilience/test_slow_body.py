@@ -114,3 +114,15 @@ def test_a_body_just_within_the_deadline_is_served(server: VerifierProcess) -> N
     answer, _ = _dribble(server, head, [body[:5], body[5:10], body[10:]] + [b""] * 10)
     assert not answer.startswith(b"HTTP/1.1 408 ")
     assert answer.startswith(b"HTTP/1.1 4")  # the route's own answer for an unknown device
+
+
+def test_a_client_that_leaves_mid_body_is_counted_as_gone_not_as_an_error(
+    server: VerifierProcess,
+) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"POST /v1/enroll HTTP/1.1\r\nHost: v\r\nContent-Length: 80\r\n\r\n{")
+        time.sleep(0.2)
+    time.sleep(0.3)
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert 'route="/v1/enroll",status="499"' in metrics
+    assert 'route="/v1/enroll",status="500"' not in metrics

@@ -3,9 +3,10 @@
 The compact-JWS bodies are plain strings. When ``ENVATTEST_ST_URL`` is set (by
 tests/server/test_openapi.py), every other call of an operation is made valid before it is
 sent, so the run reaches the success paths and their response schemas, not only refusals:
-fresh evidence over a fresh nonce for ``/v1/attest``, a signed device request for
-``/v1/device/whoami``, the device's access token for ``/v1/authz`` and ``/v1/introspect``
-(with the gateway credential), an unused enrollment token for the enrollment routes.
+fresh evidence over a fresh nonce for ``/v1/attest``, signed device requests for
+``/v1/device/whoami`` and ``/v1/device/forget`` (of a device enrolled for it), the device's
+access token for ``/v1/authz`` and ``/v1/introspect`` (with the gateway credential), an unused
+enrollment token for the enrollment routes.
 """
 
 from __future__ import annotations
@@ -72,6 +73,18 @@ class _Valid:
             iat=int(time.time()), action=DeviceAction.WHOAMI, signer=self.device.key.sign,
         )  # fmt: skip
 
+    def forget(self) -> str | None:
+        """A forget request of a device enrolled for it (the main device stays enrolled)."""
+        token = next(self.tokens, None)
+        if token is None:
+            return None
+        path = self.key_dir / f"forget-{next(self.keys)}.pem"
+        device = TestDevice.enroll(self.url, token, path)
+        return sign_device_request(
+            device_id=device.device_id, nonce=device.challenge(),
+            iat=int(time.time()), action=DeviceAction.FORGET, signer=device.key.sign,
+        )  # fmt: skip
+
 
 def _make_valid(valid: _Valid, case: Any) -> None:
     path = case.operation.path
@@ -83,6 +96,11 @@ def _make_valid(valid: _Valid, case: Any) -> None:
     elif path == "/v1/device/whoami":
         case.body = valid.whoami()
         case.media_type = f"application/{REQUEST_TYP}"
+    elif path == "/v1/device/forget":
+        request = valid.forget()
+        if request is not None:
+            case.body = request
+            case.media_type = f"application/{REQUEST_TYP}"
     elif path == "/v1/authz":
         case.query = {}
         case.headers = {**(case.headers or {}), **auth(valid.access_token())}

@@ -39,6 +39,7 @@ SUCCESS_PATHS = {
     ("POST", "/v1/challenge"): "200",
     ("POST", "/v1/attest"): "200",
     ("POST", "/v1/device/whoami"): "200",
+    ("POST", "/v1/device/forget"): "200",
     ("GET", "/v1/authz"): "204",
     ("POST", "/v1/introspect"): "200",
     ("POST", "/v1/enroll"): "200",
@@ -59,8 +60,8 @@ def test_a_live_server_conforms_to_its_openapi(tmp_path: Path) -> None:
         # what the hooks need to make valid requests (tests/server/schemathesis_hooks.py)
         device = TestDevice.enroll(server.url, server.enroll_token(), tmp_path / "device.pem")
         tokens = tmp_path / "enrollment-tokens"
-        tokens.write_text(server.enroll_token(uses=1) + "\n" + "\n".join(
-            server.enroll_token(uses=1) for _ in range(15)))  # fmt: skip
+        pool = [server.enroll_token(uses=4) for _ in range(16)]
+        tokens.write_text("\n".join(token for token in pool for _ in range(4)))
         gateway = run_server_cli(
             ["gateway-credential", "create", "--data-dir", str(server.data_dir)]
         ).strip()
