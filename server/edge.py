@@ -24,7 +24,13 @@ from collections.abc import Callable, Iterable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.errors import PayloadTooLargeError, ProblemError
-from server.limits import ClientAddresses, declared_length, has_body, rate_limit_key, read_body
+from server.limits import (
+    BodyDeadlines,
+    ClientAddresses,
+    declared_length,
+    has_body,
+    rate_limit_key,
+)
 from server.metrics import Metrics
 from server.ratelimit import RateLimits, attesting_device, rate_limited
 
@@ -78,7 +84,7 @@ class EdgeLayer:
         self.metrics = metrics
         self.routes = frozenset(routes)
         self.max_body_bytes = max_body_bytes
-        self.body_timeout_s = body_timeout_s
+        self.deadlines = BodyDeadlines(body_timeout_s)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -127,9 +133,7 @@ class EdgeLayer:
                     raise PayloadTooLargeError(
                         f"request body is larger than {self.max_body_bytes} bytes; send less"
                     )
-                read = await read_body(
-                    receive, max_bytes=self.max_body_bytes, timeout_s=self.body_timeout_s
-                )
+                read = await self.deadlines.read(receive, max_bytes=self.max_body_bytes)
             except ProblemError as error:
                 await send_problem(send, error, close=True)
                 return True

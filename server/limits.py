@@ -16,6 +16,7 @@ import asyncio
 import ipaddress
 from collections.abc import Callable, Iterable
 from functools import lru_cache
+from typing import Any
 
 from starlette.types import Receive, Scope
 
@@ -106,26 +107,76 @@ def has_body(scope: Scope) -> bool:
     return False
 
 
-async def read_body(receive: Receive, *, max_bytes: int, timeout_s: float) -> bytes | None:
-    """The whole body, or None if the client disconnected; raises 413 or 408 problems."""
+async def _read_all(receive: Receive, max_bytes: int) -> bytes | None:
     chunks: list[bytes] = []
     seen = 0
-    try:
-        async with asyncio.timeout(timeout_s):
-            while True:
-                message = await receive()
-                if message["type"] != "http.request":
-                    return None
-                chunk = message.get("body", b"")
-                seen += len(chunk)
-                if seen > max_bytes:
-                    raise PayloadTooLargeError(
-                        f"request body is larger than {max_bytes} bytes; send less"
-                    )
-                chunks.append(chunk)
-                if not message.get("more_body", False):
-                    return b"".join(chunks)
-    except TimeoutError:
-        raise RequestTimeoutError(
-            f"the request body did not arrive within {timeout_s:g} s; send it at once"
-        ) from None
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunk = message.get("body", b"")
+        seen += len(chunk)
+        if seen > max_bytes:
+            raise PayloadTooLargeError(f"request body is larger than {max_bytes} bytes; send less")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+class BodyDeadlines:
+    """Reads bodies within ``timeout_s`` of the request head.
+
+    One watchdog per event loop, ticking while bodies are being read, cancels the reads past
+    their deadline: a timer per request (``asyncio.timeout``) would cost more than reading
+    the body. A 408 therefore comes between ``timeout_s`` and ``timeout_s`` plus one tick.
+    """
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self.tick_s = max(0.05, min(1.0, timeout_s / 10))
+        self._reading: dict[asyncio.Task[Any], float] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+        self._watched: set[asyncio.AbstractEventLoop] = set()
+
+    def _error(self) -> RequestTimeoutError:
+        return RequestTimeoutError(
+            f"the request body did not arrive within {self.timeout_s:g} s; send it at once"
+        )
+
+    async def read(self, receive: Receive, *, max_bytes: int) -> bytes | None:
+        """The whole body, or None if the client disconnected; raises 413 or 408 problems."""
+        task = asyncio.current_task()
+        if task is None:  # not inside a task: no watchdog can reach us
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    return await _read_all(receive, max_bytes)
+            except TimeoutError:
+                raise self._error() from None
+        loop = task.get_loop()
+        self._reading[task] = loop.time() + self.timeout_s
+        if loop not in self._watched:
+            self._watched.add(loop)
+            loop.call_later(self.tick_s, self._tick, loop)
+        try:
+            return await _read_all(receive, max_bytes)
+        except asyncio.CancelledError:
+            if task not in self._expired:
+                raise  # cancelled by someone else (shutdown): not ours to swallow
+            task.uncancel()
+            raise self._error() from None
+        finally:
+            self._reading.pop(task, None)
+            self._expired.discard(task)
+
+    def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        mine = [(t, d) for t, d in self._reading.items() if t.get_loop() is loop]
+        for task, deadline in mine:
+            if deadline <= now:
+                del self._reading[task]
+                self._expired.add(task)
+                task.cancel()
+        if any(deadline > now for _, deadline in mine):
+            loop.call_later(self.tick_s, self._tick, loop)
+        else:
+            self._watched.discard(loop)
