@@ -43,7 +43,6 @@ class BenchServer:
     workers: int = 1
     http: str = "auto"
     loop: str = "auto"
-    patches: str = ""
     process: subprocess.Popen[bytes] | None = None
     log_path: Path = field(init=False)
 
@@ -66,7 +65,7 @@ class BenchServer:
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=clean_env(ENVATTEST_BENCH_PATCHES=self.patches),
+                env=clean_env(),
                 cwd=REPO,
             )  # fmt: skip
         deadline = time.monotonic() + 30

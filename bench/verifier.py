@@ -89,7 +89,6 @@ def run_mode(
     load_processes: int,
     http: str,
     loop: str,
-    patches: str,
     profile_dir: Path | None,
 ) -> dict[str, Any]:
     """One mode: fresh data directory, server, enrolled agents, warm-up, measured run."""
@@ -100,9 +99,7 @@ def run_mode(
         handle = init_verifier(Path(tmp) / "verifier", database_url=url)
         disable_rate_limits(handle.data_dir)
         workers = 2 if mode == "sqlite-2w" else 1
-        server = BenchServer(
-            handle.data_dir, handle.port, workers=workers, http=http, loop=loop, patches=patches
-        )
+        server = BenchServer(handle.data_dir, handle.port, workers=workers, http=http, loop=loop)
         server.start()
         try:
             enrolled = enroll_agents(
@@ -140,9 +137,6 @@ def main() -> int:
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--http", default="auto", help="uvicorn --http (h11, httptools)")
     parser.add_argument("--loop", default="auto", help="uvicorn --loop (asyncio, uvloop)")
-    parser.add_argument(
-        "--patches", default="", help="proposed server changes to try (bench/_experiments.py)"
-    )
     parser.add_argument("--profile-dir", type=Path, default=None, help="py-spy raw stacks here")
     args = parser.parse_args()
 
@@ -166,7 +160,6 @@ def main() -> int:
             load_processes=args.load_processes,
             http=args.http,
             loop=args.loop,
-            patches=args.patches,
             profile_dir=args.profile_dir,
         )
         got["crypto_ratio"] = round(got["cycles_per_s"] / pairs, 4)
@@ -200,7 +193,6 @@ def main() -> int:
             "agents": args.agents,
             "concurrency": args.concurrency,
             "load_processes": args.load_processes,
-            "patches": args.patches,
             "crypto_pairs_per_s": round(pairs, 1),
             "modes": figures,
             "skipped": skipped,

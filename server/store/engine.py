@@ -1,0 +1,129 @@
+"""Connecting to the database: engines with the durability the verifier relies on, and the
+transaction scopes every store module uses (writes, reads, relaxed writes)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.exc import InterfaceError as SqlInterfaceError
+from sqlalchemy.exc import OperationalError
+
+from server.errors import UnavailableError
+from server.store import AuditRecord
+
+RETRY_AFTER_S = 2
+AuditObserver = Callable[[AuditRecord], None]
+
+_READ_ONLY = "envattest_read_only"
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": 5.0}, pool_size=8
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy's BEGIN below be the only transaction control, so writers take the
+        # lock up front (BEGIN IMMEDIATE) instead of failing on upgrade from a read lock.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA busy_timeout=5000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        # erased data must not linger in free pages of the database file
+        cur.execute("PRAGMA secure_delete=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Reads take no write lock, so lookups never queue behind writers.
+        read_only = conn.get_execution_options().get(_READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url`` with the settings the verifier relies on."""
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url)
+    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def unavailable(exc: Exception) -> UnavailableError:
+    """The 503 a locked or unreachable database becomes."""
+    return UnavailableError(
+        "the verifier's database is busy or unavailable; retry shortly",
+        audit_detail=f"database error: {exc.__class__.__name__}",
+        retry_after_s=RETRY_AFTER_S,
+    )
+
+
+class SqlBase:
+    """Engine, clock and the transaction scopes.
+
+    Every statement runs inside ``_tx`` (writes) or ``_read``, which turn a locked or
+    unreachable database into ``UnavailableError`` (503 with Retry-After), never a 500.
+    ``on_audit`` is called after each audit record is committed (metrics hook).
+    """
+
+    def __init__(
+        self, engine: Engine, *, clock: Any = time.time, on_audit: AuditObserver | None = None
+    ) -> None:
+        self.engine = engine
+        self._clock = clock
+        self._postgres = engine.dialect.name == "postgresql"
+        self._on_audit = on_audit
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except (OperationalError, SqlInterfaceError) as exc:
+            raise unavailable(exc) from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect().execution_options(**{_READ_ONLY: True}) as conn:
+                yield conn
+        except (OperationalError, SqlInterfaceError) as exc:
+            raise unavailable(exc) from exc
+
+    @contextmanager
+    def _tx_relaxed(self) -> Iterator[Connection]:
+        """A write whose loss on power failure is harmless (a fresh nonce nobody used yet):
+        on SQLite it skips the fsync; the next durable commit flushes the WAL anyway."""
+        if self._postgres:
+            with self._tx() as conn:
+                yield conn
+            return
+        try:
+            with self.engine.connect() as conn:
+                raw = conn.connection.driver_connection
+                assert raw is not None
+                raw.execute("PRAGMA synchronous=NORMAL")
+                try:
+                    with conn.begin():
+                        yield conn
+                finally:
+                    raw.execute("PRAGMA synchronous=FULL")
+        except (OperationalError, SqlInterfaceError) as exc:
+            raise unavailable(exc) from exc
+
+    def _committed(self, record: AuditRecord) -> AuditRecord:
+        if self._on_audit is not None:
+            self._on_audit(record)
+        return record
+
+    def ping(self) -> None:
+        """Raise UnavailableError if the database does not answer."""
+        with self._tx() as conn:
+            conn.execute(text("SELECT 1"))
