@@ -183,4 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ServerError, PolicyError) as exc:
         print(f"envattest-server: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C before serve took over its signals, or in any command
+        print("envattest-server: interrupted", file=sys.stderr)
+        return 130
     return code

@@ -1,19 +1,22 @@
-"""``serve``: uvicorn with JSON or text logs, SIGHUP reload, and the optional purge timer."""
+"""``serve``: uvicorn with JSON or text logs, SIGHUP reload, and the maintenance timers
+(expired nonces, signed audit checkpoints, optional retention)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
-import time
 from dataclasses import dataclass
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from server.config import ServerConfig
-from server.errors import ServerError
 from server.logs import LogFormat, configure_logging
-from server.retention import purge_expired
-from server.runtime import Runtime
+from server.maintenance import Maintenance, maintenance_tasks
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger("envattest.server")
 
@@ -31,47 +34,11 @@ class ServeOptions:
     purge_interval_s: int | None = None
 
 
-class PurgeTimer:
-    """Runs retention every ``interval_s`` in a background thread until stopped."""
-
-    def __init__(self, runtime: Runtime, interval_s: int) -> None:
-        self.runtime = runtime
-        self.interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="envattest-purge", daemon=True)
-
-    def start(self) -> None:
-        """Start the thread."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Ask the thread to stop and wait for it."""
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                report = purge_expired(
-                    self.runtime.store,
-                    self.runtime.manifest,
-                    now=int(time.time()),
-                    audit_empty=False,
-                    trigger="timer",
-                )
-            except ServerError as exc:
-                log.error("purge failed, will retry at the next interval: %s", exc)
-                continue
-            log.info(
-                "purge: %d records purged, %d nonces deleted",
-                report.records_purged,
-                report.nonces_deleted,
-                extra={"fields": {"records_purged": report.records_purged}},
-            )
-
-
 def serve(config: ServerConfig, options: ServeOptions) -> None:
-    """Build the runtime (raises on a bad policy or schema) and serve until SIGTERM/SIGINT."""
+    """Build the runtime (raises on a bad policy or schema) and serve until SIGTERM/SIGINT.
+
+    SIGINT (Ctrl-C) and SIGTERM stop the server gracefully: in-flight requests finish, the
+    timers write a last checkpoint, and this returns normally."""
     import uvicorn
 
     from server.app import build_runtime, create_app
@@ -97,9 +64,8 @@ def serve(config: ServerConfig, options: ServeOptions) -> None:
         threading.Thread(target=runtime.reload_or_keep, name="envattest-reload").start()
 
     previous = signal.signal(signal.SIGHUP, on_sighup)
-    timer = PurgeTimer(runtime, options.purge_interval_s) if options.purge_interval_s else None
-    if timer is not None:
-        timer.start()
+    timers = Maintenance(maintenance_tasks(runtime, retention_interval_s=options.purge_interval_s))
+    timers.start()
     log.info(
         "envattest verifier on %s:%d, policy %s",
         options.host,
@@ -107,9 +73,16 @@ def serve(config: ServerConfig, options: ServeOptions) -> None:
         runtime.live.policy.version,
     )
     try:
-        server.run()
+        run_until_stopped(server)
     finally:
-        if timer is not None:
-            timer.stop()
+        timers.stop()
         signal.signal(signal.SIGHUP, previous)
         runtime.store.engine.dispose()
+    log.info("envattest verifier stopped")
+
+
+def run_until_stopped(server: uvicorn.Server) -> None:
+    """``server.run()``; the Ctrl-C that uvicorn re-raises after its graceful shutdown ends
+    the run instead of escaping as a traceback."""
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()

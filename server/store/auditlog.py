@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, text
 from sqlalchemy import update as sql_update
 
-from server.audit import GENESIS_HASH, chain_hash, data_digest, serialize_data
+from server.audit.chain import GENESIS_HASH, chain_hash, data_digest, serialize_data
+from server.audit.coverage import PURGE_EVENT, purge_covers
 from server.store import AuditEvent, AuditRecord
 from server.store.engine import SqlBase
 from server.store.schema import audit_log
 
 _AUDIT_LOCK_KEY = 0x656E7661  # PostgreSQL advisory lock serializing audit appends
+_IN_BATCH = 500  # sequence numbers per IN (...) list
 
 
 def audit_from_row(row: Any) -> AuditRecord:
@@ -101,6 +104,13 @@ class AuditLogStore(SqlBase):
         with self._read() as conn:
             return [audit_from_row(r) for r in conn.execute(query)]
 
+    def audit_events(self, events: Iterable[str]) -> list[AuditRecord]:
+        """Every record of these events, in order (the few purge and erasure events)."""
+        a = audit_log.c
+        query = select(audit_log).where(a.event.in_(list(events))).order_by(a.seq)
+        with self._read() as conn:
+            return [audit_from_row(r) for r in conn.execute(query)]
+
     def audit_count(self) -> int:
         """How many audit records exist."""
         with self._read() as conn:
@@ -136,15 +146,33 @@ class AuditLogStore(SqlBase):
         with self._read() as conn:
             return [audit_from_row(r) for r in conn.execute(query)]
 
-    def purge_audit_data(self, seqs: Sequence[int]) -> int:
-        """Drop the data of these records; the chain keeps their digests and still verifies."""
-        if not seqs:
+    def purge_audit_data(self, seqs: Sequence[int], *, audit: AuditEvent | None = None) -> int:
+        """Drop the data of these records; the chain keeps their digests. With ``audit`` (a
+        purge event), the event is appended in the same transaction with ``records_purged``
+        and the ``covers`` member that lets ``audit verify`` accept the emptied records."""
+        if not seqs and audit is None:
             return 0
         a = audit_log.c
+        purged = 0
         with self._tx() as conn:
-            result = conn.execute(
-                sql_update(audit_log)
-                .where(a.seq.in_(list(seqs)), a.data.is_not(None))
-                .values(data=None)
-            )
-            return result.rowcount
+            for i in range(0, len(seqs), _IN_BATCH):
+                chunk = list(seqs[i : i + _IN_BATCH])
+                result = conn.execute(
+                    sql_update(audit_log)
+                    .where(a.seq.in_(chunk), a.data.is_not(None))
+                    .values(data=None)
+                )
+                purged += result.rowcount
+            record = None
+            if audit is not None:
+                if audit.event != PURGE_EVENT:
+                    raise ValueError(f"a purge is recorded as {PURGE_EVENT!r}")
+                data = {**audit.data, "records_purged": purged}
+                if seqs:
+                    data["covers"] = purge_covers(seqs)
+                record = self._append(conn, replace(audit, data=data))
+        if record is not None:
+            self._committed(record)
+        if purged:
+            self._scrub()
+        return purged

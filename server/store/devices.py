@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import delete as sql_delete
@@ -10,6 +11,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
 
+from server.audit.coverage import ERASURE_EVENTS, erasure_covers
 from server.store import AuditEvent, DeviceRecord, PendingEnrollment
 from server.store.auditlog import AuditLogStore
 from server.store.schema import audit_log, devices, enrollment_tokens, pending_enrollments
@@ -107,22 +109,34 @@ class DeviceStore(AuditLogStore):
             )
             return result.rowcount == 1
 
-    def erase_device(self, device_id: str, *, now: int) -> int:
+    def erase_device(self, device_id: str, *, now: int, audit: AuditEvent | None = None) -> int:
         """Revoke and erase: drop the data of the device's audit records (the chain keeps
-        their digests and still verifies) and mark the device erased. Returns records erased."""
+        their digests) and mark the device erased. Returns records erased. With ``audit`` (an
+        erasure event), the event is appended in the same transaction with
+        ``records_erased`` and the ``covers`` member ``audit verify`` checks emptied records
+        against; on SQLite the erased bytes are then scrubbed from the files."""
         a = audit_log.c
+        record = None
         with self._tx() as conn:
             conn.execute(
                 sql_update(devices)
                 .where(devices.c.device_id == device_id)
                 .values(revoked_at=func.coalesce(devices.c.revoked_at, now), erased_at=now)
             )
-            result = conn.execute(
+            erased = conn.execute(
                 sql_update(audit_log)
                 .where(a.device_id == device_id, a.data.is_not(None))
                 .values(data=None)
-            )
-            return result.rowcount
+            ).rowcount
+            if audit is not None:
+                if audit.event not in ERASURE_EVENTS or audit.device_id != device_id:
+                    raise ValueError(f"an erasure of {device_id} is one of {ERASURE_EVENTS}")
+                data = {**audit.data, "records_erased": erased, "covers": erasure_covers(device_id)}
+                record = self._append(conn, replace(audit, data=data))
+        if record is not None:
+            self._committed(record)
+        self._scrub()
+        return erased
 
     # pending TPM enrollments
 

@@ -12,13 +12,14 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import InterfaceError as SqlInterfaceError
 from sqlalchemy.exc import OperationalError
 
-from server.errors import UnavailableError
+from server.errors import ServerError, UnavailableError
 from server.store import AuditRecord
 
 RETRY_AFTER_S = 2
 AuditObserver = Callable[[AuditRecord], None]
 
 _READ_ONLY = "envattest_read_only"
+_SCRUB_TRIES = 40
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -122,6 +123,25 @@ class SqlBase:
         if self._on_audit is not None:
             self._on_audit(record)
         return record
+
+    def _scrub(self) -> None:
+        """After erasing: on SQLite, move the WAL into the database file and truncate it, so
+        erased values survive in neither file (``secure_delete`` zeroes freed space). On
+        PostgreSQL, dead row versions stay until VACUUM (docs/resilience.md)."""
+        if self._postgres:
+            return
+        for _ in range(_SCRUB_TRIES):
+            with self.engine.connect() as conn:
+                raw = conn.connection.driver_connection
+                assert raw is not None
+                busy = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            if not busy:
+                return
+            time.sleep(0.05)
+        raise ServerError(
+            "erased, but readers kept the write-ahead log from being truncated: run the "
+            "erase (or purge) again when the server is less busy to scrub the files"
+        )
 
     def ping(self) -> None:
         """Raise UnavailableError if the database does not answer."""

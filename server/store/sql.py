@@ -2,11 +2,13 @@
 
 ``SqlStore`` puts together one class per concern: ``engine`` (connections, durability,
 transaction scopes), ``auditlog`` (the hash chain), ``devices`` (devices and enrollment),
-``nonces`` (single use) and ``gateways`` (introspection credentials).
+``nonces`` (single use), ``gateways`` (introspection credentials) and ``checkpoints``
+(signed audit checkpoints).
 """
 
 from __future__ import annotations
 
+from server.store.checkpoints import CheckpointStore
 from server.store.devices import DeviceStore, DuplicateKeyError
 from server.store.engine import RETRY_AFTER_S, AuditObserver, make_engine
 from server.store.gateways import GatewayCredentialRecord, GatewayCredentialStore
@@ -22,5 +24,5 @@ __all__ = [
 ]
 
 
-class SqlStore(DeviceStore, NonceStore, GatewayCredentialStore):
+class SqlStore(DeviceStore, NonceStore, GatewayCredentialStore, CheckpointStore):
     """The verifier's database (every table, one engine)."""

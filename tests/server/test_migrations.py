@@ -86,6 +86,7 @@ def test_serve_refuses_an_old_schema_until_migrate(tmp_path: Path) -> None:
     engine = make_engine(config.resolved_database_url)
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE gateway_credentials"))
+        conn.execute(text("DROP TABLE audit_checkpoints"))
         conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
     engine.dispose()
     with pytest.raises(ConfigError, match="envattest-server migrate"):
