@@ -38,15 +38,28 @@ def audit_from_row(row: Any) -> AuditRecord:
 class AuditLogStore(SqlBase):
     """Append-only, hash-chained audit records."""
 
-    def _append(self, conn: Connection, audit: AuditEvent) -> AuditRecord:
-        if self._postgres:
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK_KEY})
-        head = conn.execute(
-            select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
-        ).first()
-        seq, prev = (head.seq + 1, head.hash) if head is not None else (1, GENESIS_HASH)
+    def _append(
+        self,
+        conn: Connection,
+        audit: AuditEvent,
+        *,
+        head: tuple[int, str] | None = None,
+        data: str | None = None,
+    ) -> AuditRecord:
+        """Append inside ``conn``'s transaction. ``head`` (seq, hash) is the chain's head when
+        the caller already knows it (the previous append of the same transaction); ``data``
+        the record's data already serialized."""
+        if head is None:
+            if self._postgres:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK_KEY})
+            row = conn.execute(
+                select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
+            ).first()
+            head = (row.seq, row.hash) if row is not None else (0, GENESIS_HASH)
+        seq, prev = head[0] + 1, head[1]
         at = int(self._clock())
-        data = serialize_data(audit.data)
+        if data is None:
+            data = serialize_data(audit.data)
         digest = data_digest(data)
         record_hash = chain_hash(
             prev_hash=prev,
