@@ -4,21 +4,27 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from server.config import ServerConfig
 from server.logs import LogFormat, configure_logging
 from server.maintenance import Maintenance, maintenance_tasks
+from server.runtime import Runtime
 
 if TYPE_CHECKING:
     import uvicorn
 
 log = logging.getLogger("envattest.server")
+_WORKER_ENV = "ENVATTEST_SERVE_WORKER"
 
 
 @dataclass(frozen=True)
@@ -32,53 +38,100 @@ class ServeOptions:
     log_level: str = "info"
     log_format: LogFormat = "text"
     purge_interval_s: int | None = None
+    workers: int = 1
 
 
 def serve(config: ServerConfig, options: ServeOptions) -> None:
     """Build the runtime (raises on a bad policy or schema) and serve until SIGTERM/SIGINT.
 
     SIGINT (Ctrl-C) and SIGTERM stop the server gracefully: in-flight requests finish, the
-    timers write a last checkpoint, and this returns normally."""
+    timers write a last checkpoint, and this returns normally. With ``workers`` > 1, worker
+    processes share the socket; this process supervises them, forwards SIGHUP (each worker
+    reloads in place) and runs the timers once for all."""
     import uvicorn
 
     from server.app import build_runtime, create_app
 
     configure_logging(options.log_format, options.log_level)
     runtime = build_runtime(config)
-    app = create_app(runtime)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=options.host,
-            port=options.port,
-            log_config=None,
-            log_level=options.log_level,
-            ssl_certfile=options.tls_cert,
-            ssl_keyfile=options.tls_key,
-            access_log=False,
-        )
+    settings: dict[str, Any] = {
+        "host": options.host,
+        "port": options.port,
+        "log_config": None,
+        "log_level": options.log_level,
+        "ssl_certfile": options.tls_cert,
+        "ssl_keyfile": options.tls_key,
+        "access_log": False,
+    }
+    timers = Maintenance(maintenance_tasks(runtime, retention_interval_s=options.purge_interval_s))
+    previous = signal.signal(signal.SIGHUP, _reload_on_hup(runtime))
+    timers.start()
+    log.info(
+        "envattest verifier on %s:%d, policy %s, %d worker process(es)",
+        options.host,
+        options.port,
+        runtime.live.policy.version,
+        options.workers,
     )
+    try:
+        if options.workers > 1:
+            os.environ[_WORKER_ENV] = json.dumps(
+                {
+                    "data_dir": str(config.data_dir),
+                    "tpm_roots": config.tpm_roots,
+                    "log_format": options.log_format,
+                    "log_level": options.log_level,
+                }
+            )
+            uv_config = uvicorn.Config(
+                "server.serve:worker_app", factory=True, workers=options.workers, **settings
+            )
+            _supervisor_class()(uv_config, sockets=[uv_config.bind_socket()]).run()
+        else:
+            run_until_stopped(uvicorn.Server(uvicorn.Config(create_app(runtime), **settings)))
+    finally:
+        timers.stop()
+        signal.signal(signal.SIGHUP, previous)
+        runtime.store.close()
+    log.info("envattest verifier stopped")
 
+
+def _reload_on_hup(runtime: Runtime) -> Callable[[int, FrameType | None], None]:
     def on_sighup(_signum: int, _frame: FrameType | None) -> None:
         # reload off the signal handler: file reads and a database write must not run here
         threading.Thread(target=runtime.reload_or_keep, name="envattest-reload").start()
 
-    previous = signal.signal(signal.SIGHUP, on_sighup)
-    timers = Maintenance(maintenance_tasks(runtime, retention_interval_s=options.purge_interval_s))
-    timers.start()
-    log.info(
-        "envattest verifier on %s:%d, policy %s",
-        options.host,
-        options.port,
-        runtime.live.policy.version,
-    )
-    try:
-        run_until_stopped(server)
-    finally:
-        timers.stop()
-        signal.signal(signal.SIGHUP, previous)
-        runtime.store.engine.dispose()
-    log.info("envattest verifier stopped")
+    return on_sighup
+
+
+def worker_app() -> Any:
+    """The app of one worker process (``serve --workers``), from the supervisor's settings."""
+    from server.app import build_runtime, create_app
+    from server.config import load_config
+
+    spec = json.loads(os.environ[_WORKER_ENV])
+    configure_logging(spec["log_format"], spec["log_level"])
+    logging.getLogger("uvicorn.access").propagate = False  # as access_log=False does
+    config = load_config(Path(spec["data_dir"]), tpm_roots=spec["tpm_roots"] or None)
+    runtime = build_runtime(config)
+    signal.signal(signal.SIGHUP, _reload_on_hup(runtime))
+    return create_app(runtime)
+
+
+def _supervisor_class() -> type[Any]:
+    from uvicorn.supervisors import Multiprocess
+
+    class Supervisor(Multiprocess):
+        """uvicorn's supervisor, but SIGHUP reloads each worker in place (a bad policy is
+        refused and the old one kept) instead of restarting it."""
+
+        def handle_hup(self) -> None:
+            log.info("SIGHUP: reloading %d workers", len(self.processes))
+            for process in self.processes:
+                if process.pid is not None:
+                    os.kill(process.pid, signal.SIGHUP)
+
+    return Supervisor
 
 
 def run_until_stopped(server: uvicorn.Server) -> None:

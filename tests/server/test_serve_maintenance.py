@@ -72,3 +72,31 @@ def test_serve_purges_nonces_checkpoints_and_stops_cleanly_on_ctrl_c(tmp_path: P
     witness = json.loads((handle.data_dir / "audit-checkpoint.json").read_text())
     assert witness["count"] == store.audit_head()[0]
     store.engine.dispose()
+
+
+def test_serve_with_two_workers_spends_each_nonce_once(tmp_path: Path) -> None:
+    from tests.devices import TestDevice
+
+    handle = init_verifier(tmp_path / "verifier")
+    handle.start("--workers", "2")
+    try:
+        assert handle.process is not None
+        import psutil
+
+        workers = [
+            p
+            for p in psutil.Process(handle.process.pid).children()
+            if "spawn_main" in " ".join(p.cmdline())
+        ]
+        assert len(workers) == 2
+        device = TestDevice.enroll(handle.url, handle.enroll_token(), tmp_path / "key.pem")
+        evidence = device.evidence()
+        # the same evidence on fresh connections lands on either worker: one allow only
+        answers = [device.attest(evidence).status_code for _ in range(4)]
+        assert sorted(answers) == [200, 401, 401, 401]
+    finally:
+        handle.stop()
+    store = SqlStore(make_engine(f"sqlite:///{handle.data_dir / 'envattest.db'}"))
+    rejected = store.audit_records(decision="reject")
+    assert [r.data["reason"] for r in rejected if r.data] == ["nonce already-used"] * 3
+    store.engine.dispose()
