@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, text
+from sqlalchemy import Connection, func, select
 from sqlalchemy import update as sql_update
 
 from server.audit.chain import GENESIS_HASH, chain_hash, data_digest, serialize_data
@@ -18,6 +18,11 @@ from server.store.schema import audit_log
 
 _AUDIT_LOCK_KEY = 0x656E7661  # PostgreSQL advisory lock serializing audit appends
 _IN_BATCH = 500  # sequence numbers per IN (...) list
+_HEAD = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
+_INSERT = (
+    "INSERT INTO audit_log (seq, at, event, device_id, decision, data, data_sha256, prev_hash,"
+    " hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
 
 
 def audit_from_row(row: Any) -> AuditRecord:
@@ -49,13 +54,12 @@ class AuditLogStore(SqlBase):
         """Append inside ``conn``'s transaction. ``head`` (seq, hash) is the chain's head when
         the caller already knows it (the previous append of the same transaction); ``data``
         the record's data already serialized."""
+        db = self.driver(conn)
         if head is None:
             if self._postgres:
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK_KEY})
-            row = conn.execute(
-                select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
-            ).first()
-            head = (row.seq, row.hash) if row is not None else (0, GENESIS_HASH)
+                db.execute("SELECT pg_advisory_xact_lock(%s)", (_AUDIT_LOCK_KEY,))
+            row = db.execute(_HEAD).fetchone()
+            head = (row[0], row[1]) if row is not None else (0, GENESIS_HASH)
         seq, prev = head[0] + 1, head[1]
         at = int(self._clock())
         if data is None:
@@ -70,19 +74,11 @@ class AuditLogStore(SqlBase):
             decision=audit.decision,
             data_sha256=digest,
         )
-        conn.execute(
-            insert(audit_log).values(
-                seq=seq,
-                at=at,
-                event=audit.event,
-                device_id=audit.device_id,
-                decision=audit.decision,
-                data=data,
-                data_sha256=digest,
-                prev_hash=prev,
-                hash=record_hash,
-            )
-        )
+        db.execute(
+            self.sql(_INSERT),
+            (seq, at, audit.event, audit.device_id, audit.decision, data, digest, prev,
+             record_hash),
+        )  # fmt: skip
         return AuditRecord(
             seq, at, audit.event, audit.device_id, audit.decision, audit.data, digest, prev,
             record_hash,

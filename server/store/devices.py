@@ -16,6 +16,11 @@ from server.store import AuditEvent, DeviceRecord, PendingEnrollment
 from server.store.auditlog import AuditLogStore
 from server.store.schema import audit_log, devices, enrollment_tokens, pending_enrollments
 
+_GET_DEVICE = (
+    "SELECT device_id, public_jwk, jkt, key_class, enrolled_at, revoked_at, erased_at"
+    " FROM devices WHERE device_id = %s"
+)
+
 
 class DuplicateKeyError(Exception):
     """A device with this key is already enrolled."""
@@ -83,10 +88,12 @@ class DeviceStore(AuditLogStore):
         self._committed(record)
 
     def get_device(self, device_id: str) -> DeviceRecord | None:
-        """The device, or None."""
-        with self._read() as conn:
-            row = conn.execute(select(devices).where(devices.c.device_id == device_id)).first()
-        return device_from_row(row) if row is not None else None
+        """The device, or None (read on every attestation and token check: driver SQL)."""
+        with self._driver_read() as db:
+            row = db.execute(self.sql(_GET_DEVICE), (device_id,)).fetchone()
+        if row is None:
+            return None
+        return DeviceRecord(row[0], json.loads(row[1]), *row[2:])
 
     def list_devices(self) -> list[DeviceRecord]:
         """Every device, by enrollment time."""

@@ -82,12 +82,19 @@ class SqlBase:
         self._postgres = engine.dialect.name == "postgresql"
         self._on_audit = on_audit
 
+    @property
+    def _unavailable_errors(self) -> tuple[type[Exception], ...]:
+        # hot paths run driver SQL (``driver``), whose errors SQLAlchemy does not wrap
+        dbapi = self.engine.dialect.dbapi
+        raw = (dbapi.OperationalError, dbapi.InterfaceError) if dbapi is not None else ()
+        return (OperationalError, SqlInterfaceError, *raw)
+
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
         try:
             with self.engine.begin() as conn:
                 yield conn
-        except (OperationalError, SqlInterfaceError) as exc:
+        except self._unavailable_errors as exc:
             raise unavailable(exc) from exc
 
     @contextmanager
@@ -95,29 +102,32 @@ class SqlBase:
         try:
             with self.engine.connect().execution_options(**{_READ_ONLY: True}) as conn:
                 yield conn
-        except (OperationalError, SqlInterfaceError) as exc:
+        except self._unavailable_errors as exc:
             raise unavailable(exc) from exc
 
     @contextmanager
-    def _tx_relaxed(self) -> Iterator[Connection]:
-        """A write whose loss on power failure is harmless (a fresh nonce nobody used yet):
-        on SQLite it skips the fsync; the next durable commit flushes the WAL anyway."""
-        if self._postgres:
-            with self._tx() as conn:
-                yield conn
-            return
+    def _driver_read(self) -> Iterator[Any]:
+        """A pooled DBAPI connection for one hot-path read (no SQLAlchemy Connection, no
+        transaction events: on SQLite an autocommit read, on PostgreSQL rolled back on
+        return to the pool)."""
         try:
-            with self.engine.connect() as conn:
-                raw = conn.connection.driver_connection
-                assert raw is not None
-                raw.execute("PRAGMA synchronous=NORMAL")
-                try:
-                    with conn.begin():
-                        yield conn
-                finally:
-                    raw.execute("PRAGMA synchronous=FULL")
-        except (OperationalError, SqlInterfaceError) as exc:
+            raw = self.engine.raw_connection()
+            try:
+                yield raw.driver_connection
+            finally:
+                raw.close()
+        except self._unavailable_errors as exc:
             raise unavailable(exc) from exc
+
+    def driver(self, conn: Connection) -> Any:
+        """The DBAPI connection under ``conn``, for the few statements on the hot path: they
+        run as plain SQL (``sql``) inside the same transaction, skipping statement
+        compilation (PostgreSQL's driver prepares them after a few uses)."""
+        return conn.connection.driver_connection
+
+    def sql(self, statement: str) -> str:
+        """``statement`` written with ``%s`` placeholders, in the driver's style."""
+        return statement if self._postgres else statement.replace("%s", "?")
 
     def _committed(self, record: AuditRecord) -> AuditRecord:
         if self._on_audit is not None:

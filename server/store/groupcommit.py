@@ -20,12 +20,20 @@ T = TypeVar("T")
 MAX_BATCH = 128  # settles per transaction: bounds one commit's lock hold and latency
 
 
+def _held_lock() -> threading.Lock:
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
 @dataclass
 class Pending(Generic[T]):
-    """One queued request and, once committed, its result or the error that failed it."""
+    """One queued request and, once committed, its result or the error that failed it.
+
+    ``done`` is a lock held until the writer releases it: the cheapest one-shot latch."""
 
     request: T
-    done: threading.Event = field(default_factory=threading.Event)
+    done: threading.Lock = field(default_factory=_held_lock)
     error: BaseException | None = None
 
 
@@ -45,7 +53,7 @@ class GroupCommitter(Generic[T]):
         """Queue ``request`` and wait until its transaction committed (or failed: raise)."""
         pending = Pending(request)
         self._queue.put(pending)
-        pending.done.wait()
+        pending.done.acquire()
         if pending.error is not None:
             raise pending.error
         return pending
@@ -76,4 +84,4 @@ class GroupCommitter(Generic[T]):
                 for pending in batch:
                     pending.error = exc
             for pending in batch:
-                pending.done.set()
+                pending.done.release()
