@@ -96,7 +96,8 @@ def verifier_server(data_dir: Path, port: int, *, workers: int = 1) -> ServerPro
     """``envattest-server serve`` on ``data_dir`` with ``workers`` processes."""
     argv = [
         sys.executable, "-m", "server", "serve", "--data-dir", str(data_dir),
-        "--port", str(port), "--workers", str(workers), "--log-level", "warning",
+        "--port", str(port), "--log-level", "warning",
+        *(["--workers", str(workers)] if workers > 1 else []),
     ]  # fmt: skip
     return ServerProcess(argv, port, data_dir.parent / f"verifier-{port}.log")
 

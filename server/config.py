@@ -32,6 +32,11 @@ class ServerConfig:
     audit_checkpoint_key: str = ""  # Ed25519 PEM; default keys/audit-checkpoint.pem
     audit_checkpoint_interval_s: int = 300  # serve signs the audit head this often; 0: never
     nonce_purge_interval_s: int = 300  # serve deletes expired nonces this often; 0: never
+    authz_external_url: str = ""  # the gateway's external base URL: DPoP htu = this + path
+    dpop_max_age_s: int = 60  # a DPoP proof is accepted this long after its iat
+    dpop_nonce_ttl_s: int = 0  # > 0: proofs must carry a server nonce rotated this often
+    token_check: str = "standard"  # noqa: S105 - "strict": a token's jti must match an audited allow
+    usage_flush_s: int = 10  # forward-auth usage is written to the database this often
 
     @property
     def manifest_path(self) -> Path:

@@ -14,6 +14,7 @@ from attest.jwk import load_public_jwk
 from server.errors import UnauthorizedError
 from server.store import AuditEvent, DeviceRecord, NonceOutcome
 from server.store.sql import SqlStore
+from server.usage.store import device_usage
 from server.verifier import device_binding
 
 _UNAUTHORIZED = "the device request was not accepted; run the command again"
@@ -59,6 +60,8 @@ class DeviceService:
             "jkt": device.jkt,
             "enrolled_at": device.enrolled_at,
             "revoked_at": device.revoked_at,
+            # verifier-observed: what forward auth saw of this device's tokens (last flush)
+            "usage": device_usage(self.store.engine, device.device_id),
             "records": [
                 {
                     "seq": r.seq,

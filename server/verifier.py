@@ -195,6 +195,7 @@ class Verifier:
             ttl_s=decision.token.ttl_s,
             policy_version=decision.policy_version,
             jti=jti,
+            binding=decision.token.binding.value,
         )
         return AttestationOutcome(decision, token, device, record.seq)
 

@@ -9,6 +9,8 @@ Format (complete; every other key or table is an error)::
     [token]                       # optional; defaults ttl_s = 900, audience = "envattest"
     ttl_s = 900                   # access-token lifetime, 60 ..= 86400 seconds
     audience = "llm-gateway"      # the token's aud; what your gateway checks
+    binding = "dpop"              # "bearer" (default) or "dpop": each use needs a proof
+                                  # signed by the device key (RFC 9449)
 
     # Each [rules.<family>] table adds one rule; rules run in file order. Every rule takes
     # mode = "enforce" (default: a failure denies) or "report" (a failure is only recorded).
@@ -40,6 +42,10 @@ Format (complete; every other key or table is an error)::
     fields = ["proxy.env", "proxy.os", "proxy.pac", "proxy.tools"]
     unsafe_allow_any_host = false
 
+    [rules.usage]                                 # verifier-observed, checked at forward auth
+    max_networks_per_token = 2                    # distinct client /24 (IPv4) or /56 (IPv6)
+    max_requests_per_minute = 600                 # per token, summed over replicas
+
     [rules.tunnels]                               # proxy.tunnels; at least one list
     deny_kinds = ["wireguard"]                    # name globs over the interface kind
     deny_names = []                               # ... and over the interface name
@@ -69,13 +75,14 @@ from attest.keys import KeyClass
 from server.policy.baseurl import BASEURL_FIELDS, BaseUrlRule
 from server.policy.errors import PolicyError, PolicySyntaxError
 from server.policy.globs import host_glob, name_glob, zone_glob
-from server.policy.model import Policy, Rule, RuleMode, TokenSettings
+from server.policy.model import Policy, Rule, RuleMode, TokenBinding, TokenSettings
 from server.policy.positions import KeyPath
 from server.policy.proxy import PROXY_FIELDS, ProxyRule
 from server.policy.rules import ClockSkewRule, KeyClassRule, RequiredFieldsRule
 from server.policy.timezone import TimezoneRule
 from server.policy.tomltable import EXAMPLES_HINT, TomlDocument, TomlTable
 from server.policy.tunnels import TunnelRule
+from server.policy.usage import USAGE_KEYS, usage_rule
 
 MAX_POLICY_BYTES = 1024 * 1024
 TTL_RANGE = (60, 86_400)
@@ -232,6 +239,7 @@ FAMILIES: Mapping[str, tuple[_Builder, tuple[str, ...]]] = {
         _proxy,
         ("allowed_hosts", "require_proxy", "fields", "unsafe_allow_any_host", *_ABSENCE),
     ),
+    "usage": (usage_rule, USAGE_KEYS),
     "tunnels": (
         _tunnels,
         ("deny_kinds", "deny_names", "allow_kinds", "allow_names", *_ABSENCE),
@@ -243,7 +251,9 @@ FAMILIES: Mapping[str, tuple[_Builder, tuple[str, ...]]] = {
 
 
 def _token(root: TomlTable) -> TokenSettings:
-    table = root.subtable("token", "Write [token] with ttl_s and audience.", ("ttl_s", "audience"))
+    table = root.subtable(
+        "token", "Write [token] with ttl_s and audience.", ("ttl_s", "audience", "binding")
+    )
     if table is None:
         return TokenSettings()
     default = TokenSettings()
@@ -255,6 +265,7 @@ def _token(root: TomlTable) -> TokenSettings:
             _AUDIENCE,
             "Set audience to what your gateway expects in aud: 1-256 characters, no spaces.",
         ),
+        binding=table.choice("binding", TokenBinding, default.binding),
     )
 
 

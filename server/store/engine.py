@@ -54,7 +54,10 @@ def make_engine(url: str) -> Engine:
     """An engine for ``url`` with the settings the verifier relies on."""
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    # No pre-ping: it would add a round trip to every checkout. A connection broken by a
+    # database restart fails its first use with a 503 (Retry-After) and is dropped from the
+    # pool (``_driver_read`` invalidates it; SQLAlchemy does for its own statements).
+    return create_engine(url, pool_size=16, max_overflow=8, pool_recycle=900)
 
 
 def unavailable(exc: Exception) -> UnavailableError:
@@ -112,12 +115,15 @@ class SqlBase:
         return to the pool)."""
         try:
             raw = self.engine.raw_connection()
-            try:
-                yield raw.driver_connection
-            finally:
-                raw.close()
         except self._unavailable_errors as exc:
             raise unavailable(exc) from exc
+        try:
+            yield raw.driver_connection
+        except self._unavailable_errors as exc:
+            raw.invalidate()
+            raise unavailable(exc) from exc
+        finally:
+            raw.close()
 
     def driver(self, conn: Connection) -> Any:
         """The DBAPI connection under ``conn``, for the few statements on the hot path: they
