@@ -218,3 +218,21 @@ def test_a_purge_event_cannot_cover_records_written_after_it(
     run = _cli(capsys, data_dir, "verify")
     assert run.code == 1
     assert "BROKEN at record 5" in run.err  # its digest no longer matches its data
+
+
+def test_the_checkpoint_key_can_live_outside_the_data_directory(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    elsewhere = tmp_path / "hsm-mount" / "checkpoint.pem"
+    config = data_dir / "server.toml"
+    config.write_text(config.read_text() + f'audit_checkpoint_key = "{elsewhere}"\n')
+    _checkpoint(capsys, data_dir)
+    assert elsewhere.exists()
+    run = _cli(capsys, data_dir, "verify")
+    assert run.code == 0, run.err
+    # the data directory's own key did not sign it: verifying with that one fails
+    run = _cli(
+        capsys, data_dir, "verify", "--public-key", str(data_dir / "keys/audit-checkpoint.pem")
+    )
+    assert run.code == 1
+    assert "not by the checkpoint key" in run.err
