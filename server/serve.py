@@ -62,6 +62,7 @@ def serve(config: ServerConfig, options: ServeOptions) -> None:
         "ssl_certfile": options.tls_cert,
         "ssl_keyfile": options.tls_key,
         "access_log": False,
+        "proxy_headers": False,  # X-Forwarded-For: only from trusted_proxies (server.limits)
     }
     timers = Maintenance(maintenance_tasks(runtime, retention_interval_s=options.purge_interval_s))
     previous = signal.signal(signal.SIGHUP, _reload_on_hup(runtime))
