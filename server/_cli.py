@@ -43,6 +43,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ServerError("give both --tls-cert and --tls-key, or neither")
+    if args.workers < 1:
+        raise ServerError("--workers must be at least 1")
     if args.purge_interval is not None and args.purge_interval < 1:
         raise ServerError("--purge-interval must be at least 1 second")
     config = load_config(args.data_dir, tpm_roots=args.tpm_roots)
@@ -56,6 +58,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             log_level=args.log_level,
             log_format=args.log_format,
             purge_interval_s=args.purge_interval,
+            workers=args.workers,
         ),
     )
     return 0
@@ -160,6 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="run retention (like 'purge') every SECONDS; default off",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes sharing the port (default 1; see docs/performance.md)",
+    )
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("migrate", help="bring the database schema to this version (keeps data)")
@@ -193,4 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ServerError, PolicyError) as exc:
         print(f"envattest-server: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C before serve took over its signals, or in any command
+        print("envattest-server: interrupted", file=sys.stderr)
+        return 130
     return code

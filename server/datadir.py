@@ -8,6 +8,7 @@ from pathlib import Path
 from attest.catalog import CATALOG, Family
 from attest.manifest import FieldMode, render_manifest
 from attest.privatefile import ensure_private_dir, write_private_atomic
+from server.audit.checkpoints import CheckpointSigner
 from server.config import CONFIG_FILE, ServerConfig, load_config
 from server.errors import ConfigError
 from server.store.migrate import upgrade
@@ -97,6 +98,7 @@ def init_data_dir(
     write_private_atomic(data_dir / CONFIG_FILE, ("\n".join(lines) + "\n").encode())
     config = load_config(data_dir)
     KeyRing.create_key(config.keys_dir, now=int(time.time()))
+    CheckpointSigner.load(config.audit_checkpoint_key_path, create=True)
     write_private_atomic(config.manifest_path, default_manifest(f"envattest verifier {issuer}"))
     policy = DEFAULT_POLICY_TOML if policy_text is None else policy_text
     write_private_atomic(config.policy_path, policy.encode())

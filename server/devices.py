@@ -77,8 +77,7 @@ class DeviceService:
     def forget(self, device: DeviceRecord) -> dict[str, Any]:
         """Revoke, erase signal history, keep one minimal audit entry."""
         now = int(self._clock())
-        erased = self.store.erase_device(device.device_id, now=now)
-        self.store.append_audit(
-            AuditEvent("device.erased", device.device_id, None, {"records_erased": erased})
+        erased = self.store.erase_device(
+            device.device_id, now=now, audit=AuditEvent("device.erased", device.device_id, None, {})
         )
         return {"device_id": device.device_id, "erased_records": erased, "revoked_at": now}

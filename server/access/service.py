@@ -79,6 +79,7 @@ class AccessService:
             clock=clock,
         )
         self._upkeep = ThreadPoolExecutor(max_workers=1, thread_name_prefix="envattest-upkeep")
+        self._stopped = False
         self.usage = UsageEnforcer(
             UsageObserver(engine, clock=clock), policy=policy, audit=self._audit_later
         )
@@ -98,7 +99,11 @@ class AccessService:
             self._task = asyncio.get_running_loop().create_task(self._upkeep_forever())
 
     async def stop(self) -> None:
-        """Flush usage one last time and stop the threads."""
+        """Flush usage one last time and stop the threads (once: the shutdown handler can
+        run for every router the app includes)."""
+        if self._stopped:
+            return
+        self._stopped = True
         if self._task is not None:
             self._task.cancel()
             with suppress(asyncio.CancelledError):

@@ -17,8 +17,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from server.store import DeviceRecord
+from server.store.devices import device_from_row as _device
+from server.store.engine import unavailable as _unavailable
+from server.store.gateways import GatewayCredentialRecord
 from server.store.schema import audit_log, devices, dpop_jtis, gateway_credentials, revocation_epoch
-from server.store.sql import GatewayCredentialRecord, _device, _unavailable
 
 
 @contextmanager
