@@ -19,6 +19,7 @@ from server.errors import AccessDeniedError, BadRequestError, UnsupportedMediaEr
 from server.introspection import InactiveTokenError, Presented, presented_credential
 from server.openapi import problem_responses
 from server.runtime import Runtime
+from server.usage.fields import usage_disclosed
 from server.usage.networks import client_address, client_network
 
 FORM = "application/x-www-form-urlencoded"
@@ -145,14 +146,17 @@ def router(runtime: Runtime) -> APIRouter:
             active = await access.checker.check(
                 presented, target=target, requested_audience=requested
             )
-            peer = request.client.host if request.client else None
-            address = client_address(peer, headers.get("x-forwarded-for"), access.trusted_proxies)
-            access.usage.check(
-                device_id=active.device.device_id,
-                jti=str(active.claims["jti"]),
-                exp=int(active.claims["exp"]),
-                network=client_network(address) if address else None,
-            )
+            # (9) usage, recorded only when the manifest declares it (verifier-observed)
+            if usage_disclosed(runtime.manifest):
+                peer = request.client.host if request.client else None
+                forwarded = headers.get("x-forwarded-for")
+                address = client_address(peer, forwarded, access.trusted_proxies)
+                access.usage.check(
+                    device_id=active.device.device_id,
+                    jti=str(active.claims["jti"]),
+                    exp=int(active.claims["exp"]),
+                    network=client_network(address) if address else None,
+                )
         except InactiveTokenError as exc:
             refusals.labels("authz", exc.step).inc()
             checks.labels("authz", "denied").inc()
