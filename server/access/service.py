@@ -14,8 +14,6 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 
-from sqlalchemy import Engine
-
 from server.access.proofs import DpopNonces, ProofReplayStore, parse_external_url
 from server.access.rowcache import RowCache
 from server.access.strict import AuditedTokens
@@ -57,7 +55,6 @@ class AccessService:
             raise ConfigError(
                 "usage_flush_s and dpop_max_age_s must be >= 1, dpop_nonce_ttl_s >= 0"
             )
-        engine: Engine = store.engine
         self._store = store
         self._clock = clock
         self._retention_days = usage_retention_days
@@ -67,10 +64,10 @@ class AccessService:
         self.trusted_proxies: tuple[Network, ...] = (
             parse_trusted_proxies(getattr(config, "trusted_proxies", "")) or LOOPBACK
         )
-        self.rows = RowCache(engine)
-        self.replay = ProofReplayStore(engine)
+        self.rows = RowCache(store)
+        self.replay = ProofReplayStore(store)
         self.nonces = DpopNonces(lambda: issuer.ring, ttl_s=config.dpop_nonce_ttl_s, clock=clock)
-        self.audited = AuditedTokens(engine) if config.token_check == "strict" else None  # noqa: S105
+        self.audited = AuditedTokens(store) if config.token_check == "strict" else None  # noqa: S105
         self.checker = TokenChecker(
             issuer=issuer,
             rows=self.rows,
@@ -84,7 +81,7 @@ class AccessService:
         )
         self._upkeep = ThreadPoolExecutor(max_workers=1, thread_name_prefix="envattest-upkeep")
         self.usage = UsageEnforcer(
-            UsageObserver(engine, clock=clock), policy=policy, audit=self._audit_later
+            UsageObserver(store, clock=clock), policy=policy, audit=self._audit_later
         )
         self._flush_s = config.usage_flush_s
         self._task: asyncio.Task[None] | None = None

@@ -130,9 +130,8 @@ def router(runtime: Runtime) -> APIRouter:
         def target() -> RequestTarget:
             return original_request(
                 external_url=access.external_url,
-                original_method=headers.get("x-original-method")
-                or headers.get("x-forwarded-method"),
-                original_uri=headers.get("x-original-uri") or headers.get("x-forwarded-uri"),
+                original_method=headers.get("x-original-method"),
+                original_uri=headers.get("x-original-uri"),
                 envoy_path=envoy_path,
                 request_method=request.method,
             )

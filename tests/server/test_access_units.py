@@ -96,7 +96,7 @@ def test_row_cache_sees_revocation_at_once(store: SqlStore) -> None:
     store.add_device(_device("d1"), AuditEvent("enroll", "d1", None, {}))
 
     async def main() -> tuple[bool, bool, bool, bool]:
-        rows = RowCache(store.engine)
+        rows = RowCache(store)
         first = await rows.device("d1")
         cached = await rows.device("d1")
         store.set_device_state("d1", revoked_at=5)  # another process would do the same
@@ -113,7 +113,7 @@ def test_row_cache_sees_revocation_at_once(store: SqlStore) -> None:
 
 def test_row_cache_sees_a_device_enrolled_after_a_miss(store: SqlStore) -> None:
     async def main() -> bool:
-        rows = RowCache(store.engine)
+        rows = RowCache(store)
         assert await rows.device("d2") is None
         store.add_device(_device("d2"), AuditEvent("enroll", "d2", None, {}))
         found = await rows.device("d2")
@@ -125,7 +125,7 @@ def test_row_cache_sees_a_device_enrolled_after_a_miss(store: SqlStore) -> None:
 
 def test_replay_store_spends_each_proof_id_once(store: SqlStore) -> None:
     async def main() -> list[bool]:
-        replay = ProofReplayStore(store.engine)
+        replay = ProofReplayStore(store)
         results = await asyncio.gather(
             *(replay.spend(jkt="k", jti=jti, expires_at=100) for jti in ("a", "b", "a", "c"))
         )
@@ -194,7 +194,7 @@ def test_client_networks_come_from_trusted_hops_only() -> None:
 
 def test_usage_counts_this_process_and_the_last_flushed_totals(store: SqlStore) -> None:
     clock = [600.0]
-    observer = UsageObserver(store.engine, clock=lambda: clock[0])
+    observer = UsageObserver(store, clock=lambda: clock[0])
     seen = observer.observe(device_id="d", jti="t", exp=10_000, network="198.51.100.0/24")
     assert seen == ObservedUsage(networks=1, requests_this_minute=1)
     observer.observe(device_id="d", jti="t", exp=10_000, network="198.51.100.0/24")
@@ -204,7 +204,7 @@ def test_usage_counts_this_process_and_the_last_flushed_totals(store: SqlStore) 
     assert deltas.requests == {("t", 10): ("d", 2)}
     observer.finish_flush(observer.write(deltas, jtis, minute))
     # another replica flushed a network and requests for the same token
-    other = UsageObserver(store.engine, clock=lambda: clock[0])
+    other = UsageObserver(store, clock=lambda: clock[0])
     other.observe(device_id="d", jti="t", exp=10_000, network="203.0.113.0/24")
     d2, j2, m2 = other.begin_flush()
     other.finish_flush(other.write(d2, j2, m2))
