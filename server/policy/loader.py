@@ -9,8 +9,8 @@ Format (complete; every other key or table is an error)::
     [token]                       # optional; defaults ttl_s = 900, audience = "envattest"
     ttl_s = 900                   # access-token lifetime, 60 ..= 86400 seconds
     audience = "llm-gateway"      # the token's aud; what your gateway checks
-    binding = "bearer"            # default; "dpop": each use needs a proof signed by the
-                                  # device key (RFC 9449, DPoP)
+    binding = "dpop"              # "bearer" (default) or "dpop": each use needs a proof
+                                  # signed by the device key (RFC 9449)
 
     # Each [rules.<family>] table adds one rule; rules run in file order. Every rule takes
     # mode = "enforce" (default: a failure denies) or "report" (a failure is only recorded).
