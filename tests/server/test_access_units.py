@@ -261,3 +261,50 @@ def test_usage_rules_need_a_manifest_that_declares_usage() -> None:
 
 def test_totals_type_is_importable() -> None:
     assert UsageTotals({}, {}).networks == {}
+
+
+@pytest.mark.parametrize("mode", [RuleMode.ENFORCE, RuleMode.REPORT])
+def test_usage_rules_deny_or_report_and_audit_once_per_token(
+    store: SqlStore, mode: RuleMode
+) -> None:
+    from server.errors import AccessDeniedError
+    from server.policy import Policy
+    from server.usage.enforce import UsageEnforcer
+
+    policy = Policy(
+        "p", (UsageRule(max_networks_per_token=1, max_requests_per_minute=None, mode=mode),)
+    )
+    audited: list[AuditEvent] = []
+    enforcer = UsageEnforcer(UsageObserver(store), policy=lambda: policy, audit=audited.append)
+    enforcer.check(device_id="d", jti="t", exp=2**40, network="198.51.100.0/24")
+    for _ in range(2):
+        if mode is RuleMode.ENFORCE:
+            with pytest.raises(AccessDeniedError, match="used from 2 client networks") as info:
+                enforcer.check(device_id="d", jti="t", exp=2**40, network="203.0.113.0/24")
+            assert info.value.extra["reasons"] == [
+                "usage.max_networks_per_token (enforce): token used from 2 client networks; "
+                "the limit is 1"
+            ]
+        else:
+            enforcer.check(device_id="d", jti="t", exp=2**40, network="203.0.113.0/24")
+    assert [(e.event, e.decision, e.data["rule"]) for e in audited] == [
+        (
+            "usage.denied" if mode is RuleMode.ENFORCE else "usage.reported",
+            "deny" if mode is RuleMode.ENFORCE else None,
+            "usage.max_networks_per_token",
+        )
+    ]
+
+
+def test_presented_credentials() -> None:
+    from server.introspection import InactiveTokenError, presented_credential
+
+    dpop = presented_credential("DPoP tok", None, ["proof"])
+    assert (dpop.scheme, dpop.token, dpop.proof) == ("dpop", "tok", "proof")
+    bearer = presented_credential("Bearer tok", "other", [])
+    assert (bearer.scheme, bearer.token, bearer.proof) == ("bearer", "tok", None)
+    api_key = presented_credential(None, "tok", [])
+    assert (api_key.scheme, api_key.token) == ("bearer", "tok")
+    with pytest.raises(InactiveTokenError) as info:
+        presented_credential("DPoP tok", None, ["p1", "p2"])
+    assert info.value.step == "dpop.format"
