@@ -43,6 +43,7 @@ def verifier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VerifierProce
         tmp_path_factory.mktemp("checks") / "verifier",
         extra_policy=USAGE,
         authz_external_url=EXTERNAL,
+        trusted_proxies=["127.0.0.1/32"],  # the test stands where nginx would
         authz_audience="envattest",
         token_check="strict",
         usage_flush_s=1,
