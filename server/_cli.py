@@ -93,6 +93,8 @@ def _cmd_enroll_token(args: argparse.Namespace) -> int:
         raise ServerError("--uses must be at least 1")
     if args.expires_in < 1:
         raise ServerError("--expires-in must be at least 1 second")
+    if len(args.note) > 200:
+        raise ServerError("--note is at most 200 characters: a name or a ticket number")
     config = load_config(args.data_dir)
     store = SqlStore(make_engine(config.resolved_database_url))
     token = new_enrollment_token()
@@ -105,7 +107,12 @@ def _cmd_enroll_token(args: argparse.Namespace) -> int:
             "admin.enroll-token.create",
             None,
             None,
-            {"token_sha256": digest, "uses": args.uses, "expires_in": args.expires_in},
+            {
+                "token_sha256": digest,
+                "uses": args.uses,
+                "expires_in": args.expires_in,
+                **({"note": args.note} if args.note else {}),
+            },
         )
     )
     print(token)
@@ -165,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     data_dir_option(c)
     c.add_argument("--uses", type=int, default=1, help="how many enrollments it allows")
     c.add_argument("--expires-in", type=int, default=86400, help="lifetime in seconds")
+    c.add_argument(
+        "--note", default="", help="who gets it (or why), kept in the audit log with its hash"
+    )
     c.set_defaults(func=_cmd_enroll_token)
 
     p = sub.add_parser("openapi", help="print the OpenAPI document (docs/openapi.json)")

@@ -69,6 +69,7 @@ def _worker_temp_dir(run_dir: Path) -> Iterator[tuple[str, Path]]:
     (docs/gateways.md, "Request bodies over 16 KiB"); pytest's directories are not.
     """
     if os.geteuid() != 0:
+        (run_dir / "tmp").mkdir(exist_ok=True)
         yield "", run_dir / "tmp"
         return
     worker = pwd.getpwnam(WORKER_USER)
