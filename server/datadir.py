@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from attest.catalog import CATALOG, Family
+from attest.catalog.observed import OBSERVED
 from attest.manifest import FieldMode, render_manifest
 from attest.privatefile import ensure_private_dir, write_private_atomic
 from server.audit.checkpoints import CheckpointSigner
@@ -38,8 +39,17 @@ _ENFORCED = frozenset(
 )
 
 
+_OBSERVED_PURPOSES = {
+    "usage.requests": "Detects a token used at a rate one developer does not produce: a "
+    "shared or resold token.",
+    "usage.client_networks": "Detects one token used from many networks: a token passed on "
+    "to others.",
+}
+
+
 def default_manifest(verifier: str) -> bytes:
-    """A manifest requesting every catalog field with a stated purpose and retention."""
+    """A manifest requesting every catalog field with a stated purpose and retention, and
+    declaring the verifier-observed usage fields forward auth records."""
     entries = [
         {
             "id": field.id,
@@ -49,7 +59,11 @@ def default_manifest(verifier: str) -> bytes:
         }
         for field in CATALOG.values()
     ]
-    return render_manifest(verifier, entries)
+    observed = [
+        {"id": field_id, "purpose": _OBSERVED_PURPOSES[field_id], "retention_days": 30}
+        for field_id in OBSERVED
+    ]
+    return render_manifest(verifier, entries, observed)
 
 
 DEFAULT_POLICY_TOML = """\

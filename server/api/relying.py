@@ -19,6 +19,7 @@ from server.errors import AccessDeniedError, BadRequestError, UnsupportedMediaEr
 from server.introspection import InactiveTokenError, Presented, presented_credential
 from server.openapi import problem_responses
 from server.runtime import Runtime
+from server.usage.fields import usage_disclosed
 from server.usage.networks import client_network
 
 FORM = "application/x-www-form-urlencoded"
@@ -129,9 +130,8 @@ def router(runtime: Runtime) -> APIRouter:
         def target() -> RequestTarget:
             return original_request(
                 external_url=access.external_url,
-                original_method=headers.get("x-original-method")
-                or headers.get("x-forwarded-method"),
-                original_uri=headers.get("x-original-uri") or headers.get("x-forwarded-uri"),
+                original_method=headers.get("x-original-method"),
+                original_uri=headers.get("x-original-uri"),
                 envoy_path=envoy_path,
                 request_method=request.method,
             )
@@ -145,14 +145,16 @@ def router(runtime: Runtime) -> APIRouter:
             active = await access.checker.check(
                 presented, target=target, requested_audience=requested
             )
-            # the edge layer resolved the client through the trusted proxies (server.limits)
-            address = request.client.host if request.client else None
-            access.usage.check(
-                device_id=active.device.device_id,
-                jti=str(active.claims["jti"]),
-                exp=int(active.claims["exp"]),
-                network=client_network(address) if address else None,
-            )
+            # (9) usage, recorded only when the manifest declares it (verifier-observed); the
+            #     edge layer resolved the client through the trusted proxies (server.limits)
+            if usage_disclosed(runtime.manifest):
+                address = request.client.host if request.client else None
+                access.usage.check(
+                    device_id=active.device.device_id,
+                    jti=str(active.claims["jti"]),
+                    exp=int(active.claims["exp"]),
+                    network=client_network(address) if address else None,
+                )
         except InactiveTokenError as exc:
             refusals.labels("authz", exc.step).inc()
             checks.labels("authz", "denied").inc()

@@ -226,7 +226,6 @@ def test_an_unreachable_database_is_503_with_retry_after(
     ).token  # fmt: skip
     broken = make_engine(f"sqlite:///{tmp_path / 'missing' / 'dir' / 'db.sqlite'}")
     monkeypatch.setattr(runtime.store, "engine", broken)
-    monkeypatch.setattr(runtime.access.rows, "_engine", broken)  # forward auth's own reads
     for method, path, body in (
         ("GET", "/readyz", None),
         ("POST", "/v1/challenge", {"device_id": device_id}),
