@@ -6,12 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, case, func, inspect, literal_column, or_, select
+from sqlalchemy import Engine, case, func, or_, select
 
 from server.store import AuditRecord
 from server.store.console import read_tx
 from server.store.fleet import audit_from_row
 from server.store.schema import (
+    audit_checkpoints,
     audit_log,
     devices,
     fleet_counts,
@@ -25,7 +26,6 @@ from server.store.schema import (
 )
 
 PAGE = 50
-CHECKPOINT_TABLE = "audit_checkpoints"
 
 
 @dataclass(frozen=True)
@@ -213,15 +213,11 @@ class FleetQueries:
         return networks, int(requests)
 
     def latest_checkpoint(self) -> dict[str, Any] | None:
-        """The newest signed audit checkpoint, where the database has checkpoints."""
+        """The newest signed audit checkpoint (head count, hash, time, key), if any."""
+        c = audit_checkpoints.c
         with read_tx(self.engine) as conn:
-            if not inspect(conn).has_table(CHECKPOINT_TABLE):
-                return None
-            row: Any = conn.execute(
-                select(literal_column("*"))
-                .select_from(literal_column(CHECKPOINT_TABLE))
-                .order_by(literal_column("1").desc())
-                .limit(1)
+            row = conn.execute(
+                select(c.count, c.head_hash, c.at, c.key_id).order_by(c.count.desc()).limit(1)
             ).first()
         return None if row is None else dict(row._mapping)
 

@@ -138,6 +138,11 @@ def make_fleet_dir(
     return data_dir, fleet
 
 
+def sign_checkpoint(data_dir: Path) -> None:
+    """``envattest-server audit checkpoint``: what makes a verify run conclusive."""
+    run_server_cli(["audit", "checkpoint", "--data-dir", str(data_dir)])
+
+
 __all__ = [
     "HOSTILE",
     "PASSWORD",

@@ -18,7 +18,7 @@ import pytest
 
 from tests._support import free_port, missing_component, need_tool
 from tests.console.fleet import FleetSpec
-from tests.console.support import HOSTILE, PASSWORD, ConsoleProcess, make_fleet_dir
+from tests.console.support import HOSTILE, PASSWORD, ConsoleProcess, make_fleet_dir, sign_checkpoint
 from tests.devices import TestDevice, default_signals
 from tests.servers import VerifierProcess
 
@@ -59,6 +59,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             f'name = "secops"\nurl = "{down}"\nformat = "slack"\n'
         ),
     )
+    sign_checkpoint(data_dir)
     verifier = VerifierProcess(data_dir=data_dir, port=free_port()).start()
     console = ConsoleProcess(data_dir).start()
     try:

@@ -15,7 +15,14 @@ import httpx
 import pytest
 
 from tests.console.fleet import FleetSpec
-from tests.console.support import HOSTILE, PASSWORD, ConsoleProcess, login_form, make_fleet_dir
+from tests.console.support import (
+    HOSTILE,
+    PASSWORD,
+    ConsoleProcess,
+    login_form,
+    make_fleet_dir,
+    sign_checkpoint,
+)
 from tests.servers import REPO, clean_env
 
 PAGES = (
@@ -161,6 +168,11 @@ def test_verify_run_is_shown_with_its_result(console: ConsoleProcess) -> None:
     with closing(console.sign_in()) as client:
         audit = client.get("/audit").text
         token = audit.split('name="csrf" value="')[1].split('"')[0]
+        unproven = client.post("/audit/verify", data={"csrf": token}, follow_redirects=True)
+        assert "no signed checkpoint covers the log" in unproven.text  # inconclusive is shown
+        sign_checkpoint(console.data_dir)
+        audit = client.get("/audit").text
+        token = audit.split('name="csrf" value="')[1].split('"')[0]
         answer = client.post("/audit/verify", data={"csrf": token}, follow_redirects=True)
         assert answer.status_code == 200  # redirected back to /audit
         assert "verified</span>" in answer.text
@@ -235,3 +247,33 @@ def test_console_user_list_and_disable_end_the_accounts_sessions(console: Consol
     with httpx.Client(base_url=console.url) as client:
         refused = client.post("/login", data=login_form(client, "bob", PASSWORD))
     assert refused.status_code == 401
+
+
+def test_the_last_signed_checkpoint_is_shown(console: ConsoleProcess) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "server",
+            "audit",
+            "checkpoint",
+            "--data-dir",
+            str(console.data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        cwd=REPO,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    with _db(console) as db:
+        count, head = db.execute(
+            "SELECT count, head_hash FROM audit_checkpoints ORDER BY count DESC LIMIT 1"
+        ).fetchone()
+    with closing(console.sign_in()) as client:
+        page = client.get("/audit").text
+    shown = page.split('id="checkpoint">')[1].split("</td>")[0]
+    assert f"records 1-{count}" in shown
+    assert head in shown

@@ -90,7 +90,7 @@ def test_serve_refuses_an_old_schema_until_migrate(tmp_path: Path) -> None:
         for (trigger,) in triggers.all():
             conn.execute(text(f"DROP TRIGGER {trigger}"))
         later = ("gateway_credentials", "dpop_jtis", "revocation_epoch", "usage_requests",
-                 "usage_networks")  # fmt: skip
+                 "usage_networks", "audit_checkpoints")  # fmt: skip
         # 0006 (console): its tables, and its indexes on devices
         later += ("console_users", "console_identities", "console_sessions", "fleet_devices",
                   "fleet_values", "fleet_value_counts", "fleet_counts", "fleet_daily",

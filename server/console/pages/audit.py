@@ -11,7 +11,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from server.admin import audit_record_json, parse_since
 from server.alerts.verify import alert_verify_failure
-from server.audit import AuditChainError, verify_chain
+from server.audit import AuditChainError
+from server.audit.anchor import AuditAnchor
+from server.audit.checkpoints import CheckpointError
 from server.console.auth import Viewer, check_form_token
 from server.console.context import ConsoleContext
 from server.console.render import render
@@ -47,21 +49,27 @@ def _filter(request: Request) -> tuple[AuditFilter, dict[str, str], str]:
 
 
 def run_verify(ctx: ConsoleContext, user: str) -> None:
-    """Recompute the whole chain; record the result, and alert when it fails."""
+    """Verify the whole log as ``audit verify`` does (chain, coverage of emptied records,
+    signed checkpoints); record the result, and alert when it fails."""
+    anchor = AuditAnchor(ctx.config.audit_checkpoint_key_path, ctx.config.audit_witness_path)
     try:
-        chain = verify_chain(ctx.store.iter_audit())
-    except AuditChainError as exc:
-        ctx.record("audit-verify", {"user": user, "ok": False, "seq": exc.seq, "error": str(exc)})
+        verified = anchor.verify(ctx.store)
+    except (AuditChainError, CheckpointError) as exc:
+        seq = exc.seq if isinstance(exc, AuditChainError) else None
+        ctx.record("audit-verify", {"user": user, "ok": False, "seq": seq, "error": str(exc)})
         alert_verify_failure(ctx.store, ctx.config, exc, now=ctx.now(), by=f"console user {user}")
         return
+    last = verified.last_checkpoint
     ctx.record(
         "audit-verify",
         {
             "user": user,
             "ok": True,
-            "records": chain.records,
-            "head_hash": chain.head_hash,
-            "purged": chain.purged,
+            "records": verified.records,
+            "head_hash": verified.head_hash,
+            "purged": verified.purged,
+            "checkpoints": verified.checkpoints,
+            "last_checkpoint_count": last.count if last is not None else None,
         },
     )
 
