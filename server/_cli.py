@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from attest import __version__
-from server import _cli_admin
+from server import _cli_admin, _cli_console
 from server.errors import ServerError
 from server.policy import PolicyError
 
@@ -47,7 +47,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise ServerError("--workers must be at least 1")
     if args.purge_interval is not None and args.purge_interval < 1:
         raise ServerError("--purge-interval must be at least 1 second")
-    config = load_config(args.data_dir, tpm_roots=args.tpm_roots)
+    config = load_config(
+        args.data_dir, tpm_roots=args.tpm_roots, metrics_listen=args.metrics_listen
+    )
     serve(
         config,
         ServeOptions(
@@ -164,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="run retention (like 'purge') every SECONDS; default off",
     )
     p.add_argument(
+        "--metrics-listen",
+        default=None,
+        metavar="HOST:PORT",
+        help="serve /metrics on this address instead of the API port (or metrics_listen)",
+    )
+    p.add_argument(
         "--workers",
         type=int,
         default=1,
@@ -192,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_openapi)
 
     _cli_admin.add_commands(sub, data_dir_option)
+    _cli_console.add_commands(sub, data_dir_option)
     return parser
 
 

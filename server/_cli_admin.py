@@ -87,9 +87,13 @@ def _cmd_audit_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    admin = _admin(args)
     try:
-        verified = _admin(args).verify_audit(public_key=args.public_key)
+        verified = admin.verify_audit(public_key=args.public_key)
     except AuditChainError as exc:
+        from server.alerts.verify import alert_verify_failure
+
+        alert_verify_failure(admin.store, admin.config, exc, now=admin.now(), by="audit verify")
         print(
             f"envattest-server: audit log BROKEN at record {exc.seq}: {exc}. "
             "Treat the log from that record on as tampered; compare with your SIEM export.",
@@ -97,6 +101,9 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
         )
         return 1
     except CheckpointError as exc:
+        from server.alerts.verify import alert_verify_failure
+
+        alert_verify_failure(admin.store, admin.config, exc, now=admin.now(), by="audit verify")
         print(f"envattest-server: audit log NOT PROVEN: {exc}", file=sys.stderr)
         return 1
     print(

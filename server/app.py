@@ -10,11 +10,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from attest import __version__
 from server.api import device, operations, protocol, relying, tokenstatus
 from server.api.bodies import MalformedBodyError
+from server.api.docs import install_docs
 from server.edge import EdgeLayer
 from server.errors import BadRequestError, ProblemError
 from server.limits import ClientAddresses, parse_trusted_proxies
 from server.openapi import install_openapi
 from server.ratelimit import RateLimits
+from server.requestid import RequestIdMiddleware
 from server.runtime import Runtime, build_runtime
 
 PROBLEM_JSON = "application/problem+json"
@@ -67,6 +69,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         title="envattest verifier",
         version=__version__,
         description="Consent-first environment attestation: protocol v1.",
+        docs_url=None,  # served by install_docs from local assets
+        redoc_url=None,
     )
     app.state.runtime = runtime
     _install_error_handlers(app)
@@ -76,6 +80,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         paths.update(str(getattr(route, "path", "")) for route in api.routes)
         app.include_router(api)
     install_openapi(app)
+    install_docs(app)
     config = runtime.config
     app.add_middleware(
         EdgeLayer,
@@ -86,4 +91,5 @@ def create_app(runtime: Runtime) -> FastAPI:
         max_body_bytes=config.max_body_bytes,
         body_timeout_s=config.body_timeout_s,
     )
+    app.add_middleware(RequestIdMiddleware)  # outermost: every log line of the request has it
     return app

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,10 @@ class ServerConfig:
     usage_flush_s: int = 10  # forward-auth usage is written to the database this often
     body_timeout_s: int = 10  # a body not complete this long after the request head: 408
     trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-For is believed
+    metrics_listen: str = ""  # "host:port": serve /metrics there instead of on the API port
+    # tables parsed by their owners: server.alerts.config, server.console.settings
+    alerts: dict[str, Any] = field(default_factory=dict)
+    console: dict[str, Any] = field(default_factory=dict)
 
     @property
     def manifest_path(self) -> Path:

@@ -8,6 +8,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Literal
 
+from server.requestid import RequestIdFilter
+
 LogFormat = Literal["json", "text"]
 _TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -34,6 +36,7 @@ def configure_logging(fmt: LogFormat, level: str) -> None:
     """Send every logger (ours and uvicorn's) to stderr in one format."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(_TEXT))
+    handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

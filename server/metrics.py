@@ -6,7 +6,9 @@ metric never counts a decision the audit log does not hold.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+import logging
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from server.store import AuditRecord
@@ -14,6 +16,7 @@ from server.store import AuditRecord
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+decision_log = logging.getLogger("envattest.decision")
 
 
 class Metrics:
@@ -56,18 +59,58 @@ class Metrics:
         self.reloads = Counter(
             "envattest_reloads", "Manifest/policy/key reloads by result", ["result"], registry=r
         )
+        self.attestation_denials = Counter(
+            "envattest_attestation_denials", "Attestations denied or rejected, by reason "
+            "(the enforce rule that failed, or step:<pipeline step>)", ["reason"], registry=r,
+        )  # fmt: skip
+        self.devices = Gauge(
+            "envattest_devices", "Enrolled devices by key class and state",
+            ["key_class", "state"], registry=r,
+        )  # fmt: skip
+        self.alert_deliveries = Counter(
+            "envattest_alert_deliveries", "Alert webhook attempts by target and result "
+            "(delivered, retry, failed)", ["target", "result"], registry=r,
+        )  # fmt: skip
+        self.alert_backlog = Gauge(
+            "envattest_alert_deliveries_by_state", "Alert deliveries held, by state",
+            ["state"], registry=r,
+        )  # fmt: skip
+        self.projection_lag = Gauge(
+            "envattest_fleet_projection_lag", "Audit records not yet applied to the console's "
+            "fleet tables", registry=r,
+        )  # fmt: skip
         self._request_children: dict[tuple[str, str, int], tuple[Histogram, Counter]] = {}
 
     def observe_audit(self, record: AuditRecord) -> None:
         """Count attestation outcomes from a committed audit record."""
         if record.event == "attest" and record.decision:
             self.attestations.labels(record.decision).inc()
+            reasons = [
+                str(r.get("rule"))
+                for r in (record.data or {}).get("results") or []
+                if not r.get("passed") and r.get("mode") == "enforce"
+            ]
+            for reason in reasons if record.decision == "deny" else ():
+                self.attestation_denials.labels(reason).inc()
+            self._log_decision(record, record.decision, reasons)
         elif record.event == "attest.rejected":
             self.attestations.labels("reject").inc()
             step = str((record.data or {}).get("step", "unknown"))
             self.refusals.labels(step).inc()
+            self.attestation_denials.labels(f"step:{step}").inc()
+            self._log_decision(record, "reject", [f"step:{step}"])
             if step == "nonce":
                 self.nonce_refusals.inc()
+
+    @staticmethod
+    def _log_decision(record: AuditRecord, decision: str, reasons: list[str]) -> None:
+        decision_log.info(
+            "attestation %s for device %s%s (audit %d)",
+            decision, record.device_id or "-", f": {', '.join(reasons)}" if reasons else "",
+            record.seq,
+            extra={"fields": {"device_id": record.device_id, "decision": decision,
+                              "reasons": reasons, "audit_seq": record.seq}},
+        )  # fmt: skip
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one answered HTTP request and its latency."""

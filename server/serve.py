@@ -15,6 +15,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from server.alerts.config import parse_alert_settings
+from server.alerts.worker import build_follower, start_metrics_listener
 from server.config import ServerConfig
 from server.logs import LogFormat, configure_logging
 from server.maintenance import Maintenance, maintenance_tasks
@@ -54,6 +56,11 @@ def serve(config: ServerConfig, options: ServeOptions) -> None:
 
     configure_logging(options.log_format, options.log_level)
     runtime = build_runtime(config)
+    # one audit follower (fleet tables, alerts) per serve, in the supervising process
+    follower = build_follower(
+        runtime.store.engine, parse_alert_settings(config.alerts, config.data_dir), runtime.metrics
+    )
+    metrics_server = start_metrics_listener(config.metrics_listen, runtime.metrics)
     settings: dict[str, Any] = {
         "host": options.host,
         "port": options.port,
@@ -67,6 +74,7 @@ def serve(config: ServerConfig, options: ServeOptions) -> None:
     timers = Maintenance(maintenance_tasks(runtime, retention_interval_s=options.purge_interval_s))
     previous = signal.signal(signal.SIGHUP, _reload_on_hup(runtime))
     timers.start()
+    follower.start()
     log.info(
         "envattest verifier on %s:%d, policy %s, %d worker process(es)",
         options.host,
@@ -80,6 +88,7 @@ def serve(config: ServerConfig, options: ServeOptions) -> None:
                 {
                     "data_dir": str(config.data_dir),
                     "tpm_roots": config.tpm_roots,
+                    "metrics_listen": config.metrics_listen,
                     "log_format": options.log_format,
                     "log_level": options.log_level,
                 }
@@ -91,6 +100,9 @@ def serve(config: ServerConfig, options: ServeOptions) -> None:
         else:
             run_until_stopped(uvicorn.Server(uvicorn.Config(create_app(runtime), **settings)))
     finally:
+        follower.stop()
+        if metrics_server is not None:
+            metrics_server.shutdown()
         timers.stop()
         signal.signal(signal.SIGHUP, previous)
         runtime.store.close()
@@ -113,7 +125,11 @@ def worker_app() -> Any:
     spec = json.loads(os.environ[_WORKER_ENV])
     configure_logging(spec["log_format"], spec["log_level"])
     logging.getLogger("uvicorn.access").propagate = False  # as access_log=False does
-    config = load_config(Path(spec["data_dir"]), tpm_roots=spec["tpm_roots"] or None)
+    config = load_config(
+        Path(spec["data_dir"]),
+        tpm_roots=spec["tpm_roots"] or None,
+        metrics_listen=spec.get("metrics_listen") or None,
+    )
     runtime = build_runtime(config)
     signal.signal(signal.SIGHUP, _reload_on_hup(runtime))
     return create_app(runtime)

@@ -24,6 +24,9 @@ def router(runtime: Runtime) -> APIRouter:
         runtime.store.ping()
         return {"status": "ready"}
 
+    if runtime.config.metrics_listen:  # served on its own address by ``serve``
+        return api
+
     @api.get(
         "/metrics",
         response_class=Response,

@@ -91,6 +91,13 @@ def test_serve_refuses_an_old_schema_until_migrate(tmp_path: Path) -> None:
             conn.execute(text(f"DROP TRIGGER {trigger}"))
         later = ("gateway_credentials", "dpop_jtis", "revocation_epoch", "usage_requests",
                  "usage_networks", "audit_checkpoints")  # fmt: skip
+        # 0006 (console): its tables, and its indexes on devices
+        later += ("console_users", "console_identities", "console_sessions", "fleet_devices",
+                  "fleet_values", "fleet_value_counts", "fleet_counts", "fleet_daily",
+                  "fleet_reasons", "projection_cursor", "alert_events",
+                  "alert_deliveries")  # fmt: skip
+        for index in ("ix_devices_key_class", "ix_devices_revoked_at"):
+            conn.execute(text(f"DROP INDEX IF EXISTS {index}"))
         for table in later:
             conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
         conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
