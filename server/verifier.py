@@ -168,6 +168,7 @@ class Verifier:
                 signals=claims.signals,
                 consented=frozenset(claims.consent.fields),
                 required=required,
+                iat=claims.iat,
             )
         )
         # (10) nonce spent and audit record committed together, before any token exists

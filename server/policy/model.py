@@ -32,6 +32,8 @@ class PolicyInput:
     signals: Mapping[FieldId, object]
     consented: frozenset[FieldId]
     required: frozenset[FieldId] = frozenset()
+    iat: int | None = None
+    """The evidence's ``iat`` (seconds): the instant signals such as the UTC offset describe."""
 
 
 @dataclass(frozen=True)
