@@ -12,7 +12,7 @@ from __future__ import annotations
 from agent.collectors import CollectionContext
 from agent.collectors.findings import Findings
 from agent.collectors.providers import BASE_URL_ENV, OTHER
-from agent.collectors.urls import parse_destination
+from agent.collectors.urls import destinations
 from attest.catalog.values import BaseUrl
 
 SOURCE = "envattest-proxy"
@@ -22,13 +22,19 @@ UPSTREAM_ENV = "ENVATTEST_PROXY_UPSTREAM"
 """The gateway URL the proxy forwards to."""
 
 
+def _listening(ctx: CollectionContext) -> tuple[str, int | None] | None:
+    found = destinations(ctx.env.get(LISTEN_ENV, ""))
+    return (found[0].host, found[0].port) if len(found) == 1 else None
+
+
 def points_at_proxy(ctx: CollectionContext, raw: str) -> bool:
-    """True when ``raw`` is a URL on the proxy's listening host and port."""
-    listen = parse_destination(ctx.env.get(LISTEN_ENV, ""))
+    """True when every client reading ``raw`` would connect to the proxy's host and port
+    (a value that some client reads as another host is reported as it is)."""
+    listen = _listening(ctx)
     if listen is None or UPSTREAM_ENV not in ctx.env:
         return False
-    dest = parse_destination(raw)
-    return dest is not None and (dest.host, dest.port) == (listen.host, listen.port)
+    found = destinations(raw)
+    return bool(found) and all((d.host, d.port) == listen for d in found)
 
 
 def proxied_base_urls(ctx: CollectionContext) -> Findings[BaseUrl]:
@@ -36,7 +42,7 @@ def proxied_base_urls(ctx: CollectionContext) -> Findings[BaseUrl]:
     the proxy runs without a tool); nothing when no proxy marks the environment."""
     from agent.collectors.codingtools import url_finding
 
-    if parse_destination(ctx.env.get(LISTEN_ENV, "")) is None:
+    if _listening(ctx) is None:
         return Findings()
     upstream = ctx.env.get(UPSTREAM_ENV)
     if upstream is None:
