@@ -25,9 +25,10 @@ from attest.keys.software import SoftwareKey
 from tests.stubs.paced_sse import PacedSse, event_bytes, paced_sse
 
 TOKEN = "device.access.token"
+DPOP = "DPoP"
 
 
-def _fixed_token(token_type: str = "DPoP") -> Callable[[ProxyEndpoint], Callable[[], IssuedToken]]:
+def _fixed_token(token_type: str = DPOP) -> Callable[[ProxyEndpoint], Callable[[], IssuedToken]]:
     def obtain_for(_endpoint: ProxyEndpoint) -> Callable[[], IssuedToken]:
         return lambda: IssuedToken(TOKEN, token_type, time.time(), time.time() + 600)
 
@@ -40,7 +41,7 @@ def key(tmp_path_factory: pytest.TempPathFactory) -> SoftwareKey:
 
 
 @contextmanager
-def running(upstream: str, key: SoftwareKey, token_type: str = "DPoP") -> Iterator[ProxyEndpoint]:
+def running(upstream: str, key: SoftwareKey, token_type: str = DPOP) -> Iterator[ProxyEndpoint]:
     proxy = BackgroundProxy(
         upstream=Upstream.parse(upstream),
         obtain_for=_fixed_token(token_type),
