@@ -313,3 +313,17 @@ def test_accepted_connections_have_nagle_off() -> None:
         return seen[0]
 
     assert asyncio.run(scenario()) != 0
+
+
+def test_a_malformed_request_gets_a_400_that_names_the_proxy(
+    endpoint: ProxyEndpoint, stub: PacedSse
+) -> None:
+    import socket
+
+    stub.requests.clear()
+    with socket.create_connection(("127.0.0.1", endpoint.port), timeout=10) as sock:
+        sock.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert b"envattest proxy: bad request" in answer
+    assert stub.requests == []
