@@ -22,19 +22,17 @@ UPSTREAM_ENV = "ENVATTEST_PROXY_UPSTREAM"
 """The gateway URL the proxy forwards to."""
 
 
-def _listening(ctx: CollectionContext) -> tuple[str, int | None] | None:
-    found = destinations(ctx.env.get(LISTEN_ENV, ""))
-    return (found[0].host, found[0].port) if len(found) == 1 else None
+def _listening(ctx: CollectionContext) -> set[tuple[str, int | None]]:
+    return {(d.host, d.port) for d in destinations(ctx.env.get(LISTEN_ENV, ""))}
 
 
 def points_at_proxy(ctx: CollectionContext, raw: str) -> bool:
-    """True when every client reading ``raw`` would connect to the proxy's host and port
-    (a value that some client reads as another host is reported as it is)."""
+    """True when every client reading ``raw`` would connect to the proxy's host and port."""
     listen = _listening(ctx)
-    if listen is None or UPSTREAM_ENV not in ctx.env:
+    if not listen or UPSTREAM_ENV not in ctx.env:
         return False
-    found = destinations(raw)
-    return bool(found) and all((d.host, d.port) == listen for d in found)
+    found = {(d.host, d.port) for d in destinations(raw)}
+    return bool(found) and found <= listen
 
 
 def proxied_base_urls(ctx: CollectionContext) -> Findings[BaseUrl]:
@@ -42,7 +40,7 @@ def proxied_base_urls(ctx: CollectionContext) -> Findings[BaseUrl]:
     the proxy runs without a tool); nothing when no proxy marks the environment."""
     from agent.collectors.codingtools import url_finding
 
-    if _listening(ctx) is None:
+    if not _listening(ctx):
         return Findings()
     upstream = ctx.env.get(UPSTREAM_ENV)
     if upstream is None:

@@ -26,8 +26,10 @@ BASEURL_ENV = FieldId("baseurl.env")
     ("command", "variables"),
     [
         ("claude", {"ANTHROPIC_BASE_URL": BASE, "ANTHROPIC_API_KEY": PLACEHOLDER_KEY}),
-        ("/usr/local/bin/codex",
-         {"OPENAI_BASE_URL": BASE + "/v1", "OPENAI_API_KEY": PLACEHOLDER_KEY}),
+        (
+            "/usr/local/bin/codex",
+            {"OPENAI_BASE_URL": BASE + "/v1", "OPENAI_API_KEY": PLACEHOLDER_KEY},
+        ),
         ("gemini.cmd", {"GOOGLE_GEMINI_BASE_URL": BASE, "GEMINI_API_KEY": PLACEHOLDER_KEY}),
         ("aider", {"OPENAI_API_BASE": BASE + "/v1", "ANTHROPIC_BASE_URL": BASE,
                    "ANTHROPIC_API_BASE": BASE, "ANTHROPIC_API_KEY": PLACEHOLDER_KEY}),

@@ -62,7 +62,8 @@ def test_claude_code_turns_go_through_the_proxy_and_stop_after_revocation(
     assert lines[:2] == ["pong from the stub", "pong from the stub"], run.stdout + run.stderr
     # revocation stopped the third turn, and Claude Code showed why
     assert lines[-1] == "third exit 1", run.stdout
-    assert "403 envattest: no access token: the verifier no longer accepts this device" in run.stdout
+    refused = "403 envattest: no access token: the verifier no longer accepts this device"
+    assert refused in run.stdout
     turns = api.model_requests()
     assert len(turns) == 2  # the third never reached the API
     # the second turn carried the first: one conversation over several -p runs
