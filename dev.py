@@ -40,11 +40,16 @@ def ensure_venv() -> None:
     if not PYTHON.exists():
         print("creating .venv ...", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    extras = "server,postgres,dev" + (",tpm" if _has_libtss2() else "")
-    print(f"installing envattest[{extras}] into .venv ...", flush=True)
-    pip = [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    extras = "server,postgres,dev,litellm" + (",tpm" if _has_libtss2() else "")
+    print(
+        f"installing envattest[{extras}] into .venv (first run only; a minute or two, "
+        "pip shows each package) ...",
+        flush=True,
+    )
+    pip = [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check"]
+    subprocess.run([*pip, "--quiet", "--upgrade", "pip"], check=True)
     subprocess.run([*pip, "-e", f".[{extras}]"], check=True, cwd=ROOT)
+    print("installed; next runs start at once", flush=True)
     STAMP.touch()
 
 

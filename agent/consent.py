@@ -50,6 +50,15 @@ def render_prompt(manifest: Manifest, examples: Mapping[str, object], *, server:
         lines.append(f"    why:  {req.purpose}")
         if field.never:
             lines.append(f"    never sent: {field.never}")
+    if manifest.observed:
+        lines += ["", "The verifier also records, at its gateway (nothing collected here):"]
+        for obs in manifest.observed:
+            lines.append(
+                f"* {obs.field.id} (observed by the verifier, kept {obs.retention_days} days)"
+            )
+            lines.append(f"    what: {obs.field.description}")
+            lines.append(f"    how:  {obs.field.how}")
+            lines.append(f"    why:  {obs.purpose}")
     lines += [
         "",
         "Nothing else is collected. You can review what was sent ('envattest log'), see what the",

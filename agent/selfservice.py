@@ -90,4 +90,24 @@ def summarize_whoami(doc: dict[str, Any]) -> list[str]:
         lines.append(
             f"  #{rec.get('seq')} {when} {rec.get('event')} {rec.get('decision') or ''} {held}"
         )
+    lines += summarize_usage(doc.get("usage"))
+    return lines
+
+
+def summarize_usage(usage: object) -> list[str]:
+    """Verifier-observed usage per token: requests and client networks (whoami)."""
+    if not isinstance(usage, list) or not usage:
+        return []
+    lines = [f"observed by the verifier at its gateway: {len(usage)} token(s)"]
+    for token in usage:
+        if not isinstance(token, dict):
+            continue
+        networks = [
+            n.get("network") for n in token.get("client_networks", []) if isinstance(n, dict)
+        ]
+        lines.append(
+            f"  token {str(token.get('token_jti', ''))[:12]}: {token.get('requests', 0)} requests "
+            f"(peak {token.get('peak_requests_per_minute', 0)}/min), client networks: "
+            f"{', '.join(str(n) for n in networks) or 'none'}"
+        )
     return lines

@@ -27,6 +27,7 @@ from attest.b64 import b64url_encode
 from attest.errors import AttestError, FormatError, VerificationError
 from attest.jose import ES256, Signer, parse_compact, sign_compact, verify_es256
 from attest.jwk import jwk_thumbprint, load_public_jwk
+from attest.strictjson import parse_json_object
 
 DPOP_TYP = "dpop+jwt"
 MAX_PROOF_CHARS = 4096
@@ -142,23 +143,11 @@ def _proof_key(jwk: object) -> tuple[ec.EllipticCurvePublicKey, str]:
     raise FormatError("the jwk is not a public P-256 key")
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in result:
-            raise FormatError(f"duplicate member {name!r}")
-        result[name] = value
-    return result
-
-
 def _claims(payload: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(payload, object_pairs_hook=_reject_duplicates)
-    except (UnicodeDecodeError, ValueError, FormatError) as exc:
+        return parse_json_object(payload, what="DPoP proof claims")
+    except FormatError as exc:
         raise DpopProofError("dpop.format", "DPoP proof claims are not a JSON object") from exc
-    if not isinstance(value, dict):
-        raise DpopProofError("dpop.format", "DPoP proof claims are not a JSON object")
-    return value
 
 
 def _string_claim(claims: Mapping[str, Any], name: str, step: str) -> str:

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from attest.catalog import Field, field_by_id
+from attest.catalog.observed import ObservedField, observed_field
 from attest.errors import FormatError
 
 MANIFEST_VERSION = 1
@@ -37,6 +38,15 @@ class RequestedField:
 
 
 @dataclass(frozen=True)
+class ObservedRequest:
+    """A verifier-observed field the verifier declares it records, why, and for how long."""
+
+    field: ObservedField
+    purpose: str
+    retention_days: int
+
+
+@dataclass(frozen=True)
 class Manifest:
     """A parsed manifest and the hash of the exact bytes it came from."""
 
@@ -44,6 +54,7 @@ class Manifest:
     verifier: str
     fields: tuple[RequestedField, ...]
     raw: bytes
+    observed: tuple[ObservedRequest, ...] = ()
 
     def requested(self, field_id: str) -> RequestedField | None:
         """The request for ``field_id``, if the manifest makes one."""
@@ -78,6 +89,30 @@ def _requested_field(entry: Any, index: int) -> RequestedField:
     return RequestedField(field=field, purpose=purpose, retention_days=retention, mode=mode)
 
 
+def _observed_request(entry: Any, index: int) -> ObservedRequest:
+    where = f"manifest observed field #{index + 1}"
+    if not isinstance(entry, dict):
+        raise FormatError(f"{where} must be an object")
+    field = observed_field(str(entry.get("id", "")))
+    purpose = entry.get("purpose")
+    retention = entry.get("retention_days")
+    if not isinstance(purpose, str) or not purpose.strip():
+        raise FormatError(f"{where} ({field.id}) needs a non-empty purpose")
+    if isinstance(retention, bool) or not isinstance(retention, int) or retention < 0:
+        raise FormatError(f"{where} ({field.id}) needs retention_days, a whole number >= 0")
+    return ObservedRequest(field=field, purpose=purpose, retention_days=retention)
+
+
+def _observed(doc: dict[str, Any]) -> tuple[ObservedRequest, ...]:
+    entries = doc.get("observed", [])
+    if not isinstance(entries, list):
+        raise FormatError("manifest observed must be a list")
+    observed = tuple(_observed_request(e, i) for i, e in enumerate(entries))
+    if len({o.field.id for o in observed}) != len(observed):
+        raise FormatError("manifest lists an observed field twice")
+    return observed
+
+
 def parse_manifest(raw: bytes) -> Manifest:
     """Parse untrusted manifest bytes; every field must be a catalog field, once."""
     if len(raw) > MAX_MANIFEST_BYTES:
@@ -98,10 +133,25 @@ def parse_manifest(raw: bytes) -> Manifest:
     verifier = doc.get("verifier", "")
     if not isinstance(verifier, str):
         raise FormatError("manifest verifier must be a string")
-    return Manifest(sha256=manifest_sha256(raw), verifier=verifier, fields=fields, raw=raw)
+    return Manifest(
+        sha256=manifest_sha256(raw),
+        verifier=verifier,
+        fields=fields,
+        raw=raw,
+        observed=_observed(doc),
+    )
 
 
-def render_manifest(verifier: str, fields: list[dict[str, Any]]) -> bytes:
-    """Serialize a manifest document (pretty, stable) for a verifier to serve."""
-    doc = {"manifest_version": MANIFEST_VERSION, "verifier": verifier, "fields": fields}
+def render_manifest(
+    verifier: str, fields: list[dict[str, Any]], observed: list[dict[str, Any]] | None = None
+) -> bytes:
+    """Serialize a manifest document (pretty, stable) for a verifier to serve; ``observed``
+    lists the verifier-observed fields it records (purpose, retention)."""
+    doc: dict[str, Any] = {
+        "manifest_version": MANIFEST_VERSION,
+        "verifier": verifier,
+        "fields": fields,
+    }
+    if observed:
+        doc["observed"] = observed
     return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()

@@ -1,18 +1,12 @@
-"""Load generation for the verifier benchmarks: a server process, enrolled agents, and
-challenge -> attest cycles driven from separate load processes.
-
-The load generator runs in its own processes (asyncio + ``httpx.AsyncClient`` with a pooled
-connection per concurrent agent), so its CPU is measured apart from the server's; both share
-the same cores, which every report says.
-"""
+"""Benchmark plumbing: server processes (the verifier via ``envattest-server serve`` and the
+reference in ``bench.reference``), enrolled agents, and load runs driven from separate
+processes (``bench._driver``) so the client's CPU is measured apart from the servers'."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import multiprocessing
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -29,57 +23,42 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench._driver import AgentSpec, DriveResult, DriveSpec, run_process  # noqa: E402
 from tests.servers import clean_env  # noqa: E402
-
-EVIDENCE = {"Content-Type": "application/eat+jwt"}
 
 
 @dataclass
-class BenchServer:
-    """A verifier started through ``bench._serve`` (any number of uvicorn workers)."""
+class ServerProcess:
+    """A server started from ``argv`` that answers ``GET /healthz`` on ``port``."""
 
-    data_dir: Path
+    argv: list[str]
     port: int
-    workers: int = 1
-    http: str = "auto"
-    loop: str = "auto"
-    patches: str = ""
+    log_path: Path
+    env: dict[str, str] = field(default_factory=clean_env)
     process: subprocess.Popen[bytes] | None = None
-    log_path: Path = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.log_path = self.data_dir.parent / f"bench-server-{self.port}.log"
 
     @property
     def url(self) -> str:
         """Base URL."""
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> BenchServer:
+    def start(self) -> ServerProcess:
         """Start and wait for /healthz."""
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [
-                    sys.executable, "-m", "bench._serve",
-                    "--data-dir", str(self.data_dir), "--port", str(self.port),
-                    "--workers", str(self.workers), "--http", self.http, "--loop", self.loop,
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=clean_env(ENVATTEST_BENCH_PATCHES=self.patches),
-                cwd=REPO,
-            )  # fmt: skip
-        deadline = time.monotonic() + 30
+                self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=REPO
+            )
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"verifier exited: {self.log_path.read_text()}")
+                raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return self
             except httpx.HTTPError:
                 time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"verifier did not start: {self.log_path.read_text()}")
+        raise RuntimeError(f"server did not start: {self.log_path.read_text()[-2000:]}")
 
     def processes(self) -> list[psutil.Process]:
         """The server process and its workers."""
@@ -100,17 +79,43 @@ class BenchServer:
         return total
 
     def stop(self) -> None:
-        """Terminate (SIGTERM, then SIGKILL) and wait."""
+        """SIGTERM (graceful), then SIGKILL; wait."""
         if self.process is None:
             return
         if self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=15)
+                self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+
+
+def verifier_server(data_dir: Path, port: int, *, workers: int = 1) -> ServerProcess:
+    """``envattest-server serve`` on ``data_dir`` with ``workers`` processes."""
+    argv = [
+        sys.executable, "-m", "server", "serve", "--data-dir", str(data_dir),
+        "--port", str(port), "--log-level", "warning",
+        *(["--workers", str(workers)] if workers > 1 else []),
+    ]  # fmt: skip
+    return ServerProcess(argv, port, data_dir.parent / f"verifier-{port}.log")
+
+
+def reference_server(
+    db: str, port: int, log_dir: Path, *, workers: int = 1, group_commit: bool = True
+) -> ServerProcess:
+    """``bench.reference`` on database ``db`` (SQLite path or PostgreSQL URL)."""
+    argv = [
+        sys.executable, "-m", "bench.reference", "--db", db, "--port", str(port),
+        "--workers", str(workers), *([] if group_commit else ["--no-group-commit"]),
+    ]  # fmt: skip
+    return ServerProcess(argv, port, log_dir / f"reference-{port}.log")
+
+
+def BenchServer(data_dir: Path, port: int, *, workers: int = 1) -> ServerProcess:
+    """The verifier as earlier benchmark scripts start it."""
+    return verifier_server(data_dir, port, workers=workers)
 
 
 def disable_rate_limits(data_dir: Path) -> None:
@@ -126,127 +131,39 @@ def disable_rate_limits(data_dir: Path) -> None:
 
 @dataclass(frozen=True)
 class Agent:
-    """An enrolled simulated agent: its device id and the PEM of its software key."""
+    """An enrolled simulated agent."""
 
     device_id: str
     key_path: str
+    public_jwk: dict[str, str]
+    claims: dict[str, Any]
+
+    def spec(self) -> AgentSpec:
+        """What a load process needs."""
+        return AgentSpec(self.device_id, self.key_path, self.claims)
 
 
 def enroll_agents(base_url: str, token: str, count: int, key_dir: Path) -> list[Agent]:
     """Create ``count`` software keys and enroll each with one multi-use token."""
-    from attest.keys.software import SoftwareKey
+    from tests.devices import TestDevice
 
     key_dir.mkdir(parents=True, exist_ok=True)
 
     def enroll_one(index: int) -> Agent:
         path = key_dir / f"agent-{index}.pem"
-        key = SoftwareKey.create(path)
-        with httpx.Client(base_url=base_url, timeout=30) as client:
-            answer = client.post(
-                "/v1/enroll",
-                json={
-                    "enrollment_token": token,
-                    "public_jwk": key.public_jwk(),
-                    "key_attestation": {"format": "none"},
-                },
-            )
-        answer.raise_for_status()
-        return Agent(answer.json()["device_id"], str(path))
+        device = TestDevice.enroll(base_url, token, path)
+        claims = device.claims("template").to_json()
+        return Agent(device.device_id, str(path), device.key.public_jwk(), claims)
 
-    with ThreadPoolExecutor(max_workers=8) as pool:
+    with ThreadPoolExecutor(max_workers=4) as pool:
         return list(pool.map(enroll_one, range(count)))
-
-
-@dataclass(frozen=True)
-class LoadSpec:
-    """What one load process runs."""
-
-    base_url: str
-    agents: tuple[Agent, ...]
-    manifest_raw: bytes
-    concurrency: int
-    start_at: float
-    stop_at: float
-    max_cycles: int
-    keep_tokens: bool = False
-
-
-@dataclass
-class WorkerResult:
-    """What one load process measured."""
-
-    latencies_ms: list[float]
-    errors: int
-    error_samples: list[str]
-    cpu_s: float
-    tokens: list[str]
-
-
-async def _drive(spec: LoadSpec) -> WorkerResult:
-    from attest.evidence import ConsentClaim, new_claims, sign_evidence
-    from attest.keys.software import SoftwareKey
-    from attest.manifest import parse_manifest
-
-    manifest = parse_manifest(spec.manifest_raw)
-    signals: dict[str, object] = {str(r.field.id): r.field.example for r in manifest.fields}
-    fields = tuple(sorted(manifest.field_ids))
-    keys = {a.device_id: SoftwareKey.load(Path(a.key_path)) for a in spec.agents}
-    result = WorkerResult([], 0, [], 0.0, [])
-    budget = [spec.max_cycles]
-    limits = httpx.Limits(
-        max_connections=spec.concurrency, max_keepalive_connections=spec.concurrency
-    )
-
-    async def one_agent(slot: int, client: httpx.AsyncClient) -> None:
-        mine = spec.agents[slot :: spec.concurrency] or spec.agents[slot % len(spec.agents) :][:1]
-        turn = 0
-        while time.time() < spec.stop_at and budget[0] > 0:
-            budget[0] -= 1
-            agent = mine[turn % len(mine)]
-            turn += 1
-            started = time.perf_counter()
-            try:
-                answer = await client.post("/v1/challenge", json={"device_id": agent.device_id})
-                answer.raise_for_status()
-                now = int(time.time())
-                claims = new_claims(
-                    nonce=answer.json()["nonce"],
-                    device_id=agent.device_id,
-                    consent=ConsentClaim(manifest.sha256, now, fields),  # type: ignore[arg-type]
-                    signals=signals,
-                    now=now,
-                )
-                evidence = sign_evidence(claims, keys[agent.device_id].sign)
-                answer = await client.post("/v1/attest", content=evidence, headers=EVIDENCE)
-                token = answer.json().get("access_token") if answer.status_code == 200 else None
-                if not token:
-                    raise RuntimeError(f"attest {answer.status_code}: {answer.text[:200]}")
-            except Exception as exc:  # every failure is counted, a few are shown
-                result.errors += 1
-                if len(result.error_samples) < 5:
-                    result.error_samples.append(f"{type(exc).__name__}: {exc}"[:300])
-                continue
-            result.latencies_ms.append((time.perf_counter() - started) * 1000)
-            if spec.keep_tokens:
-                result.tokens.append(token)
-
-    async with httpx.AsyncClient(base_url=spec.base_url, limits=limits, timeout=30) as client:
-        await asyncio.sleep(max(0.0, spec.start_at - time.time()))
-        cpu0 = time.process_time()
-        await asyncio.gather(*(one_agent(i, client) for i in range(spec.concurrency)))
-        result.cpu_s = time.process_time() - cpu0
-    return result
-
-
-def _load_process(spec: LoadSpec, out: Any) -> None:
-    out.put(asyncio.run(_drive(spec)))
 
 
 @dataclass(frozen=True)
 class LoadResult:
     """Figures of one load run."""
 
-    cycles: int
+    ops: int
     wall_s: float
     errors: int
     error_samples: list[str]
@@ -256,34 +173,25 @@ class LoadResult:
     tokens: list[str]
 
     @property
-    def cycles_per_s(self) -> float:
-        """Successful cycles per second of wall time."""
-        return self.cycles / self.wall_s if self.wall_s else 0.0
+    def per_s(self) -> float:
+        """Successful operations per second of wall time."""
+        return self.ops / self.wall_s if self.wall_s else 0.0
 
-    def percentile(self, q: float) -> float:
-        """Latency percentile in ms (0 if nothing succeeded)."""
-        return percentile(self.latencies_ms, q)
+    cycles_per_s = per_s
 
     def figures(self) -> dict[str, Any]:
         """The JSON-ready summary."""
-        cores = os.cpu_count() or 1
+        per_op = (lambda s: round(1000 * s / self.ops, 3)) if self.ops else (lambda s: None)
         return {
-            "cycles": self.cycles,
-            "wall_s": round(self.wall_s, 2),
-            "cycles_per_s": round(self.cycles_per_s, 1),
-            "p50_ms": round(self.percentile(50), 2),
-            "p95_ms": round(self.percentile(95), 2),
-            "p99_ms": round(self.percentile(99), 2),
+            "ops": self.ops,
+            "per_s": round(self.per_s, 1),
+            "cycles_per_s": round(self.per_s, 1),
+            "p50_ms": round(percentile(self.latencies_ms, 50), 2),
+            "p99_ms": round(percentile(self.latencies_ms, 99), 2),
             "errors": self.errors,
             "error_samples": self.error_samples,
-            "server_cpu_ms_per_cycle": round(1000 * self.server_cpu_s / self.cycles, 3)
-            if self.cycles
-            else None,
-            "client_cpu_ms_per_cycle": round(1000 * self.client_cpu_s / self.cycles, 3)
-            if self.cycles
-            else None,
-            "server_cpu_share": round(self.server_cpu_s / (self.wall_s * cores), 3),
-            "client_cpu_share": round(self.client_cpu_s / (self.wall_s * cores), 3),
+            "server_cpu_ms": per_op(self.server_cpu_s),
+            "client_cpu_ms": per_op(self.client_cpu_s),
         }
 
 
@@ -297,49 +205,52 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def run_load(
-    server: BenchServer,
+    server: ServerProcess,
     agents: Sequence[Agent],
     *,
-    concurrency: int,
-    seconds: float,
+    mode: str = "cycle",
+    concurrency: int = 32,
+    seconds: float = 3.0,
     load_processes: int = 1,
-    max_cycles: int = 1_000_000,
+    max_ops: int = 1_000_000,
     keep_tokens: bool = False,
+    tokens: Sequence[str] = (),
+    gateway_credential: str = "",
 ) -> LoadResult:
-    """Drive ``concurrency`` agents for ``seconds`` from ``load_processes`` processes."""
-    manifest_raw = httpx.get(f"{server.url}/v1/manifest").content
+    """Drive ``concurrency`` clients in ``mode`` for ``seconds`` from ``load_processes``."""
     ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
-    start_at = time.time() + 1.5  # let every load process import and connect first
-    stop_at = start_at + seconds
+    out, start = ctx.Queue(), ctx.Queue()
     procs = []
     for i in range(load_processes):
         share = concurrency // load_processes + (1 if i < concurrency % load_processes else 0)
-        spec = LoadSpec(
-            base_url=server.url,
-            agents=tuple(agents[i::load_processes]),
-            manifest_raw=manifest_raw,
-            concurrency=share,
-            start_at=start_at,
-            stop_at=stop_at,
-            max_cycles=max_cycles // load_processes,
-            keep_tokens=keep_tokens,
-        )
-        proc = ctx.Process(target=_load_process, args=(spec, queue))
+        spec = DriveSpec(
+            host="127.0.0.1", port=server.port, mode=mode,
+            agents=tuple(a.spec() for a in agents[i::load_processes]),
+            tokens=tuple(tokens), gateway_credential=gateway_credential,
+            concurrency=share, seconds=seconds,
+            max_ops=max_ops // load_processes, keep_tokens=keep_tokens,
+        )  # fmt: skip
+        proc = ctx.Process(target=run_process, args=(spec, out, start))
         proc.start()
         procs.append(proc)
+    for _ in procs:  # every process imported and connected
+        if out.get(timeout=120) != "ready":
+            raise RuntimeError("a load process failed before it was ready")
+    start_at = time.time() + 0.1
+    for _ in procs:
+        start.put(start_at)
     time.sleep(max(0.0, start_at - time.time()))
     server_cpu0 = server.cpu_seconds()
-    results: list[WorkerResult] = [queue.get(timeout=seconds + 120) for _ in procs]
-    wall = time.time() - start_at
+    results: list[DriveResult] = [out.get(timeout=seconds + 60) for _ in procs]
     server_cpu = server.cpu_seconds() - server_cpu0
+    wall = max(r.ended_at for r in results) - start_at
     for proc in procs:
         proc.join(timeout=10)
         if proc.is_alive():
             proc.kill()
     latencies = [x for r in results for x in r.latencies_ms]
     return LoadResult(
-        cycles=len(latencies),
+        ops=len(latencies),
         wall_s=wall,
         errors=sum(r.errors for r in results),
         error_samples=[s for r in results for s in r.error_samples][:5],
@@ -350,90 +261,11 @@ def run_load(
     )
 
 
-def crypto_pairs_per_s(seconds: float = 1.0) -> float:
-    """How many (ES256 verify + ES256 sign) pairs one core does in-process: the cryptographic
-    floor of one attestation on the server (verify the evidence, sign the token)."""
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    device = ec.generate_private_key(ec.SECP256R1())
-    server_key = ec.generate_private_key(ec.SECP256R1())
-    evidence_input = b"e" * 900  # about the size of a signing input with default signals
-    signature = device.sign(evidence_input, ec.ECDSA(hashes.SHA256()))
-    public = device.public_key()
-    token_input = b"t" * 400
-    pairs = 0
-    deadline = time.perf_counter() + seconds
-    started = time.perf_counter()
-    while time.perf_counter() < deadline:
-        for _ in range(50):
-            public.verify(signature, evidence_input, ec.ECDSA(hashes.SHA256()))
-            server_key.sign(token_input, ec.ECDSA(hashes.SHA256()))
-        pairs += 50
-    return pairs / (time.perf_counter() - started)
-
-
-def median(values: Sequence[float]) -> float:
-    """Median, 0 for nothing."""
-    return statistics.median(values) if values else 0.0
-
-
 def last_line_json(doc: dict[str, Any]) -> None:
     """Print the one machine-readable result, as the last line."""
     print(json.dumps(doc, sort_keys=True))
 
 
-def inprocess_pipeline(data_dir: Path, seconds: float) -> dict[str, float]:
-    """Challenge -> attest through ``Verifier`` directly (no HTTP), one thread: what the
-    pipeline and its three commits cost without the web stack. Uses its own enrolled key."""
-    from attest.evidence import ConsentClaim, new_claims, sign_evidence
-    from attest.keys.software import SoftwareKey
-    from server.config import load_config
-    from server.runtime import build_runtime
-    from tests.servers import run_server_cli
-
-    runtime = build_runtime(load_config(data_dir))
-    token = run_server_cli(
-        ["enroll-token", "create", "--data-dir", str(data_dir), "--uses", "1"]
-    ).strip()
-    key = SoftwareKey.create(data_dir.parent / "inprocess-key.pem")
-    device_id = runtime.enrollment.enroll_without_proof(
-        enrollment_token=token, jwk=key.public_jwk(), key_attestation={"format": "none"}
-    ).device_id
-    manifest = runtime.manifest
-    fields = tuple(sorted(manifest.field_ids))
-    signals: dict[str, object] = {str(r.field.id): r.field.example for r in manifest.fields}
-    sign_s = 0.0
-
-    def cycle() -> None:
-        nonlocal sign_s
-        nonce = runtime.verifier.challenge(device_id).nonce
-        now = int(time.time())
-        t0 = time.process_time()
-        evidence = sign_evidence(
-            new_claims(
-                nonce=nonce,
-                device_id=device_id,
-                consent=ConsentClaim(manifest.sha256, now, fields),  # type: ignore[arg-type]
-                signals=signals,
-                now=now,
-            ),
-            key.sign,
-        )
-        sign_s += time.process_time() - t0
-        runtime.verifier.attest(evidence.encode())
-
-    for _ in range(10):
-        cycle()
-    sign_s, cycles = 0.0, 0
-    wall0, cpu0 = time.perf_counter(), time.process_time()
-    while time.perf_counter() - wall0 < seconds:
-        cycle()
-        cycles += 1
-    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0 - sign_s
-    runtime.store.engine.dispose()
-    return {
-        "cycles_per_s": round(cycles / wall, 1),
-        "wall_ms_per_cycle": round(1000 * wall / cycles, 3),
-        "server_cpu_ms_per_cycle": round(1000 * cpu / cycles, 3),
-    }
+def cpu_count() -> int:
+    """Cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -21,11 +21,9 @@ DATA_DIR_ENV = "ENVATTEST_BENCH_DATA_DIR"
 
 def create_app() -> Any:
     """The verifier app for the data directory named in ``ENVATTEST_BENCH_DATA_DIR``."""
-    from bench._experiments import apply_from_env
     from server.app import build_runtime, create_app
     from server.config import load_config
 
-    apply_from_env()
     return create_app(build_runtime(load_config(Path(os.environ[DATA_DIR_ENV]))))
 
 

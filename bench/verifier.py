@@ -1,11 +1,14 @@
-"""Verifier throughput and latency: simulated agents run challenge -> attest cycles against a
-real server process on loopback.
+"""The verifier's hot paths against a minimal reference doing the same work, in one run.
 
-    .venv/bin/python bench/verifier.py --seconds 60 [--modes sqlite-1w,sqlite-2w,postgres]
+    .venv/bin/python bench/verifier.py [--seconds 3] [--runs cycle-sqlite-1,authz-sqlite-1]
 
-Reports, per mode, cycles_per_s, p50/p95/p99 latency of a whole cycle, errors, server and
-client CPU per cycle, and ``crypto_ratio`` = cycles_per_s / (ES256 verify + ES256 sign pairs
-one core does in-process, measured in the same run). The last line is one JSON object.
+Each run drives the verifier (``envattest-server serve --workers N``) and then the reference
+(``bench/reference.py``, same uvicorn, same database, group commit) with the same load
+client (``bench/_driver.py``: asyncio streams, keep-alive, its own process) and prints
+throughput, p50/p99 latency, server and client CPU per operation, and the verifier's ratio
+to the reference. Runs: ``MODE-DB-WORKERS`` with MODE cycle|authz|introspect, DB
+sqlite|postgres, WORKERS 1|2. Bounded: ``--seconds`` of load per server per run plus about
+10 s of set-up per database. The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -18,193 +21,187 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._load import (
-    BenchServer,
-    crypto_pairs_per_s,
+    Agent,
+    ServerProcess,
     disable_rate_limits,
     enroll_agents,
-    inprocess_pipeline,
     last_line_json,
+    reference_server,
     run_load,
+    verifier_server,
 )
-from tests.servers import init_verifier
+from bench.reference import GATEWAY_SECRET, prepare
+from tests._support import free_port
+from tests.servers import init_verifier, run_server_cli
 
-MODES = ("sqlite-1w", "sqlite-2w", "postgres")
-TARGET = {"cycles_per_s": 1000, "p99_ms": 50, "errors": 0}
-STARTUP_S = 5.0  # per mode: init, start, enroll (outside the measured window)
+RUNS = (
+    "cycle-sqlite-1", "cycle-sqlite-2", "authz-sqlite-1", "introspect-sqlite-1",
+    "cycle-postgres-1", "cycle-postgres-2",
+)  # fmt: skip
+CLIENT_CPU_BUDGET_MS = 0.3
+
+
+@dataclass(frozen=True)
+class Run:
+    """One line of the report."""
+
+    mode: str
+    db: str
+    workers: int
+
+    @classmethod
+    def parse(cls, text: str) -> Run:
+        mode, db, workers = text.split("-")
+        if mode not in ("cycle", "authz", "introspect") or db not in ("sqlite", "postgres"):
+            raise SystemExit(f"unknown run {text!r}: MODE-DB-WORKERS, e.g. cycle-sqlite-1")
+        return cls(mode, db, int(workers))
+
+    @property
+    def name(self) -> str:
+        return f"{self.mode}-{self.db}-{self.workers}"
 
 
 @contextlib.contextmanager
-def _database(mode: str, work: Path) -> Iterator[str]:
-    """'' (the SQLite default) or the URL of a throwaway PostgreSQL."""
-    if mode != "postgres":
-        yield ""
+def _databases(db: str, work: Path) -> Iterator[tuple[str, str]]:
+    """(verifier URL, reference database) on SQLite files or on one durable PostgreSQL."""
+    if db == "sqlite":
+        yield "", str(work / "reference.db")
         return
-    from tests.pg import running_postgres  # type: ignore[import-not-found, unused-ignore]
+    from sqlalchemy import create_engine, text
 
-    with running_postgres(work / "pg") as pg:
-        yield pg.url if hasattr(pg, "url") else str(pg)
+    from tests.pg import fresh_database, running_postgres
 
-
-def _postgres_available() -> str | None:
-    """None if the PostgreSQL mode can run, else why not."""
-    try:
-        import tests.pg  # type: ignore[import-not-found, unused-ignore]  # noqa: F401
-    except ImportError:
-        return "tests/pg.py (running_postgres) is not in this tree yet"
-    if shutil.which("initdb") is None:
-        return "initdb not found"
-    return None
+    with running_postgres(work) as server_url:
+        engine = create_engine(server_url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:  # the test cluster runs without fsync: turn it on
+            for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+                conn.execute(text(f"ALTER SYSTEM SET {setting} = on"))
+            conn.execute(text("SELECT pg_reload_conf()"))
+        engine.dispose()
+        with fresh_database(server_url) as verifier_url, fresh_database(server_url) as ref_url:
+            yield verifier_url, ref_url
 
 
-def _profile(server: BenchServer, seconds: float, out: Path) -> subprocess.Popen[bytes] | None:
-    """py-spy over the server and its workers for the measured window: raw collapsed stacks of
-    the thread holding the GIL (where Python CPU goes; fsync waits release the GIL)."""
+def _profile(server: ServerProcess, seconds: float, out: Path) -> subprocess.Popen[bytes] | None:
+    """py-spy over the server and its workers: collapsed stacks of where CPU goes."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists() or server.process is None:
-        print("  (py-spy not found; no profile)")
         return None
     return subprocess.Popen(
-        [
-            spy, "record", "--pid", str(server.process.pid), "--subprocesses",
-            "--duration", str(max(1, int(seconds))), "--rate", "250", "--format", "raw",
-            "--output", str(out), "--nonblocking", "--gil",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        [spy, "record", "--pid", str(server.process.pid), "--subprocesses", "--duration",
+         str(max(1, round(seconds))), "--rate", "200", "--format", "raw", "--output", str(out),
+         "--nonblocking", "--gil"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
 
 
-def run_mode(
-    mode: str,
-    *,
-    seconds: float,
-    agents: int,
-    concurrency: int,
-    load_processes: int,
-    http: str,
-    loop: str,
-    patches: str,
-    profile_dir: Path | None,
-) -> dict[str, Any]:
-    """One mode: fresh data directory, server, enrolled agents, warm-up, measured run."""
-    with (
-        tempfile.TemporaryDirectory(prefix=f"bench-{mode}-") as tmp,
-        _database(mode, Path(tmp)) as url,
-    ):
-        handle = init_verifier(Path(tmp) / "verifier", database_url=url)
+def _measure(
+    server: ServerProcess, agents: list[Agent], run: Run, args: argparse.Namespace,
+    credential: str, profile: Path | None,
+) -> dict[str, Any]:  # fmt: skip
+    """Warm up (and collect tokens), then the measured window."""
+    warm = run_load(server, agents, mode="cycle", concurrency=args.concurrency, seconds=1.0,
+                    max_ops=400, keep_tokens=True)  # fmt: skip
+    if not warm.tokens:
+        raise SystemExit(f"{run.name}: warm-up got no token: {warm.error_samples}")
+    spy = _profile(server, args.seconds + 1, profile) if profile is not None else None
+    got = run_load(
+        server, agents, mode=run.mode, concurrency=args.concurrency, seconds=args.seconds,
+        load_processes=args.load_processes, tokens=warm.tokens[:64],
+        gateway_credential=credential,
+    ).figures()  # fmt: skip
+    if spy is not None:
+        spy.wait(timeout=args.seconds + 30)
+    return got
+
+
+def _run_db(db: str, runs: list[Run], args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    with _databases(db, work) as (verifier_url, reference_db):
+        handle = init_verifier(work / "verifier", database_url=verifier_url)
         disable_rate_limits(handle.data_dir)
-        workers = 2 if mode == "sqlite-2w" else 1
-        server = BenchServer(
-            handle.data_dir, handle.port, workers=workers, http=http, loop=loop, patches=patches
+        credential = run_server_cli(
+            ["gateway-credential", "create", "--data-dir", str(handle.data_dir), "--name", "bench"]
+        ).strip()
+        agents: list[Agent] = []
+        for run in runs:
+            port = free_port()
+            verifier = verifier_server(handle.data_dir, port, workers=run.workers).start()
+            try:
+                if not agents:
+                    token = handle.enroll_token(uses=args.agents)
+                    agents = enroll_agents(verifier.url, token, args.agents, work / "keys")
+                    prepare(reference_db, {a.device_id: a.public_jwk for a in agents})
+                profile = None
+                if args.profile_dir is not None:
+                    args.profile_dir.mkdir(parents=True, exist_ok=True)
+                    profile = args.profile_dir / f"{run.name}.txt"
+                ours = _measure(verifier, agents, run, args, credential, profile)
+            finally:
+                verifier.stop()
+            reference = reference_server(reference_db, free_port(), work, workers=run.workers)
+            reference.start()
+            try:
+                ref = _measure(reference, agents, run, args, GATEWAY_SECRET, None)
+            finally:
+                reference.stop()
+            ratio = round(ours["per_s"] / ref["per_s"], 3) if ref["per_s"] else None
+            results[run.name] = {"verifier": ours, "reference": ref, "ratio": ratio}
+            _print(run, ours, ref, ratio)
+    return results
+
+
+def _print(run: Run, ours: dict[str, Any], ref: dict[str, Any], ratio: float | None) -> None:
+    def line(who: str, f: dict[str, Any]) -> str:
+        return (
+            f"  {who:<9} {f['per_s']:8.1f}/s  p50 {f['p50_ms']:6.1f} ms  p99 {f['p99_ms']:6.1f} ms"
+            f"  server CPU {f['server_cpu_ms']} ms/op  client CPU {f['client_cpu_ms']} ms/op"
+            f"  errors {f['errors']}"
         )
-        server.start()
-        try:
-            enrolled = enroll_agents(
-                server.url, handle.enroll_token(uses=agents), agents, Path(tmp) / "keys"
-            )
-            run_load(server, enrolled, concurrency=concurrency, seconds=1.0, load_processes=1)
-            spy = None
-            if profile_dir is not None:
-                profile_dir.mkdir(parents=True, exist_ok=True)
-                spy = _profile(server, seconds + 1.5, profile_dir / f"{mode}.txt")
-            result = run_load(
-                server,
-                enrolled,
-                concurrency=concurrency,
-                seconds=seconds,
-                load_processes=load_processes,
-            )
-            if spy is not None:
-                spy.wait(timeout=seconds + 30)
-        finally:
-            server.stop()
-        figures = result.figures()
-        if mode == "sqlite-1w":
-            figures["inprocess_pipeline"] = inprocess_pipeline(handle.data_dir, min(3.0, seconds))
-    return figures
+
+    print(f"{run.name}: ratio {ratio}")
+    print(line("verifier", ours))
+    print(line("reference", ref))
+    for sample in ours["error_samples"] + ref["error_samples"]:
+        print(f"    error: {sample}")
+    client = max(ours["client_cpu_ms"] or 0, ref["client_cpu_ms"] or 0)
+    if client > CLIENT_CPU_BUDGET_MS:
+        print(f"    note: client CPU {client} ms/op is over {CLIENT_CPU_BUDGET_MS} ms")
 
 
 def main() -> int:
-    """Run the modes within the time budget and print the figures."""
+    """Run the chosen runs within their bounds and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=60, help="bound on the whole run")
+    parser.add_argument("--seconds", type=float, default=3.0, help="load per server per run")
     parser.add_argument("--agents", type=int, default=64, help="enrolled simulated agents")
-    parser.add_argument("--concurrency", type=int, default=32, help="agents in flight at once")
-    parser.add_argument("--load-processes", type=int, default=1, help="load-generator processes")
-    parser.add_argument("--modes", default=",".join(MODES))
-    parser.add_argument("--http", default="auto", help="uvicorn --http (h11, httptools)")
-    parser.add_argument("--loop", default="auto", help="uvicorn --loop (asyncio, uvloop)")
-    parser.add_argument(
-        "--patches", default="", help="proposed server changes to try (bench/_experiments.py)"
-    )
-    parser.add_argument("--profile-dir", type=Path, default=None, help="py-spy raw stacks here")
+    parser.add_argument("--concurrency", type=int, default=32, help="clients in flight")
+    parser.add_argument("--load-processes", type=int, default=1)
+    parser.add_argument("--runs", default=",".join(RUNS), help="MODE-DB-WORKERS list")
+    parser.add_argument("--profile-dir", type=Path, default=None, help="py-spy stacks here")
     args = parser.parse_args()
-
+    if not 0.5 <= args.seconds <= 60:
+        raise SystemExit("--seconds must be between 0.5 and 60")
+    runs = [Run.parse(r) for r in args.runs.split(",") if r]
     started = time.monotonic()
-    modes = [m for m in args.modes.split(",") if m]
-    skipped: dict[str, str] = {}
-    if "postgres" in modes and (why := _postgres_available()) is not None:
-        skipped["postgres"] = why
-        modes.remove("postgres")
-    crypto_s = min(2.0, max(0.5, args.seconds / 30))
-    pairs = crypto_pairs_per_s(crypto_s)
-    print(f"crypto baseline: {pairs:,.0f} ES256 verify+sign pairs/s on one core (in-process)")
-    per_mode = max(2.0, (args.seconds - crypto_s) / max(1, len(modes)) - STARTUP_S - 2.5)
     figures: dict[str, Any] = {}
-    for mode in modes:
-        got = run_mode(
-            mode,
-            seconds=per_mode,
-            agents=args.agents,
-            concurrency=args.concurrency,
-            load_processes=args.load_processes,
-            http=args.http,
-            loop=args.loop,
-            patches=args.patches,
-            profile_dir=args.profile_dir,
-        )
-        got["crypto_ratio"] = round(got["cycles_per_s"] / pairs, 4)
-        got["meets_target"] = (
-            got["cycles_per_s"] >= TARGET["cycles_per_s"]
-            and got["p99_ms"] < TARGET["p99_ms"]
-            and got["errors"] == 0
-        )
-        figures[mode] = got
-        print(
-            f"{mode:>10}: {got['cycles_per_s']:8.1f} cycles/s  p50 {got['p50_ms']:6.1f} ms  "
-            f"p95 {got['p95_ms']:6.1f} ms  p99 {got['p99_ms']:6.1f} ms  errors {got['errors']}  "
-            f"server {got['server_cpu_ms_per_cycle']} ms CPU/cycle  "
-            f"client {got['client_cpu_ms_per_cycle']} ms CPU/cycle  "
-            f"crypto_ratio {got['crypto_ratio']}"
-        )
-        if "inprocess_pipeline" in got:
-            inproc = got["inprocess_pipeline"]
-            print(
-                f"{'':>10}  same pipeline in-process, one thread, no HTTP: "
-                f"{inproc['cycles_per_s']} cycles/s, {inproc['wall_ms_per_cycle']} ms wall and "
-                f"{inproc['server_cpu_ms_per_cycle']} ms CPU per cycle"
-            )
-        for sample in got["error_samples"]:
-            print(f"    error: {sample}")
-    for mode, why in skipped.items():
-        print(f"{mode:>10}: skipped ({why})")
+    for db in ("sqlite", "postgres"):
+        chosen = [r for r in runs if r.db == db]
+        if chosen:
+            with tempfile.TemporaryDirectory(prefix=f"bench-{db}-") as tmp:
+                figures.update(_run_db(db, chosen, args, Path(tmp)))
     last_line_json(
         {
             "bench": "verifier",
-            "agents": args.agents,
             "concurrency": args.concurrency,
-            "load_processes": args.load_processes,
-            "patches": args.patches,
-            "crypto_pairs_per_s": round(pairs, 1),
-            "modes": figures,
-            "skipped": skipped,
-            "target": TARGET,
+            "seconds": args.seconds,
+            "runs": figures,
             "elapsed_s": round(time.monotonic() - started, 1),
         }
     )

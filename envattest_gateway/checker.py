@@ -15,7 +15,6 @@ import httpx
 from envattest_gateway.errors import (
     BindingError,
     MissingTokenError,
-    VerifierUnavailableError,
 )
 from envattest_gateway.introspection import IntrospectionClient
 from envattest_gateway.jwks import JwksCache
@@ -69,16 +68,12 @@ class TokenChecker:
         *,
         jwks: JwksCache,
         introspection: IntrospectionClient,
-        authz_url: str,
-        http: httpx.AsyncClient,
         issuer: str,
         audience: str | None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._jwks = jwks
         self._introspection = introspection
-        self._authz_url = authz_url
-        self._http = http
         self._issuer = issuer
         self._audience = audience
         self._clock = clock
@@ -102,8 +97,6 @@ class TokenChecker:
             introspection=IntrospectionClient(
                 f"{base}/v1/introspect", credential, http=client, ttl_s=cache_s
             ),
-            authz_url=f"{base}/v1/authz",
-            http=client,
             issuer=issuer or base,
             audience=audience,
         )
@@ -128,15 +121,18 @@ class TokenChecker:
             audience=self._audience,
             now=self._clock(),
         )
-        # (3) still active at the verifier: revocation takes effect within the cache time
-        answer = await self._introspection.active(presented.token)
-        # (4) a DPoP-bound token needs its proof; the verifier checks it (RFC 9449 7.1)
-        if answer.get("token_type") == "DPoP" or presented.scheme == "DPoP":
-            if presented.scheme != "DPoP" or not dpop:
-                raise BindingError(
-                    BOUND_AS_BEARER, detail=f"DPoP-bound token as {presented.scheme}"
-                )
-            await self._proof_checked_by_verifier(presented.token, dpop, method, url)
+        # (3) a DPoP-bound token (signed claim `binding`) only with its proof (RFC 9449 7.1)
+        bound = verified.claims.get("binding") == "dpop"
+        if bound and (presented.scheme != "DPoP" or not dpop):
+            raise BindingError(BOUND_AS_BEARER, detail=f"DPoP-bound token as {presented.scheme}")
+        # (4) still active at the verifier (revocation; for DPoP also the proof, checked by
+        #     the verifier for this request): within the cache time for bearer tokens
+        if presented.scheme == "DPoP" and dpop:
+            answer = await self._introspection.active_with_proof(
+                presented.token, proof=dpop, method=method, url=url
+            )
+        else:
+            answer = await self._introspection.active(presented.token)
         claims = verified.claims
         return Identity(
             device_id=verified.device_id,
@@ -145,29 +141,6 @@ class TokenChecker:
             token_id=str(claims["jti"]),
             expires_at=int(claims["exp"]),
         )
-
-    async def _proof_checked_by_verifier(
-        self, token: str, proof: str, method: str, url: str
-    ) -> None:
-        try:
-            reply = await self._http.get(
-                self._authz_url,
-                headers={
-                    "Authorization": f"DPoP {token}",
-                    "DPoP": proof,
-                    "X-Original-Method": method,
-                    "X-Original-URI": url,
-                },
-                timeout=5,
-            )
-        except httpx.HTTPError as exc:
-            raise VerifierUnavailableError(f"cannot reach {self._authz_url}: {exc}") from exc
-        if reply.status_code == 204:
-            return
-        if reply.status_code == 401:
-            detail = str(reply.json().get("detail", "")) if reply.content else ""
-            raise BindingError(detail or BOUND_AS_BEARER, detail="verifier refused the DPoP proof")
-        raise VerifierUnavailableError(f"{self._authz_url} answered {reply.status_code}")
 
 
 __all__ = ["BOUND_AS_BEARER", "MISSING", "Identity", "PresentedToken", "TokenChecker"]

@@ -22,6 +22,11 @@ INACTIVE = (
     "enrollment token and run 'envattest init' again"
 )
 
+PROOF_REFUSED = (
+    "the verifier refused this token with its DPoP proof (device revoked, or a proof that does "
+    "not match this request): run 'envattest status'; send requests through 'envattest proxy'"
+)
+
 
 class IntrospectionClient:
     """``POST /v1/introspect`` with a gateway credential; answers cached briefly."""
@@ -56,11 +61,22 @@ class IntrospectionClient:
             raise InactiveTokenError(INACTIVE, detail="introspection: active false")
         return answer
 
-    async def _ask(self, token: str) -> dict[str, Any]:
+    async def active_with_proof(
+        self, token: str, *, proof: str, method: str, url: str
+    ) -> dict[str, Any]:
+        """The answer for a DPoP-bound token with the client's proof (never cached: each
+        proof is accepted once); raise InactiveTokenError unless active."""
+        fields = {"token": token, "dpop": proof, "htm": method, "htu": url.split("?")[0]}
+        answer = await self._ask(token, fields)
+        if answer.get("active") is not True:
+            raise InactiveTokenError(PROOF_REFUSED, detail="introspection with proof: inactive")
+        return answer
+
+    async def _ask(self, token: str, fields: dict[str, str] | None = None) -> dict[str, Any]:
         try:
             reply = await self._http.post(
                 self.url,
-                data={"token": token},
+                data=fields or {"token": token},
                 headers={"Authorization": f"Bearer {self._credential}"},
                 timeout=5,
             )
@@ -88,4 +104,4 @@ class IntrospectionClient:
         self._answers[digest] = (now, answer)
 
 
-__all__ = ["INACTIVE", "IntrospectionClient"]
+__all__ = ["INACTIVE", "PROOF_REFUSED", "IntrospectionClient"]

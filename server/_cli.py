@@ -43,6 +43,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ServerError("give both --tls-cert and --tls-key, or neither")
+    if args.workers < 1:
+        raise ServerError("--workers must be at least 1")
     if args.purge_interval is not None and args.purge_interval < 1:
         raise ServerError("--purge-interval must be at least 1 second")
     config = load_config(args.data_dir, tpm_roots=args.tpm_roots)
@@ -56,6 +58,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             log_level=args.log_level,
             log_format=args.log_format,
             purge_interval_s=args.purge_interval,
+            workers=args.workers,
         ),
     )
     return 0
@@ -93,6 +96,8 @@ def _cmd_enroll_token(args: argparse.Namespace) -> int:
         raise ServerError("--uses must be at least 1")
     if args.expires_in < 1:
         raise ServerError("--expires-in must be at least 1 second")
+    if len(args.note) > 200:
+        raise ServerError("--note is at most 200 characters: a name or a ticket number")
     config = load_config(args.data_dir)
     store = SqlStore(make_engine(config.resolved_database_url))
     token = new_enrollment_token()
@@ -105,7 +110,12 @@ def _cmd_enroll_token(args: argparse.Namespace) -> int:
             "admin.enroll-token.create",
             None,
             None,
-            {"token_sha256": digest, "uses": args.uses, "expires_in": args.expires_in},
+            {
+                "token_sha256": digest,
+                "uses": args.uses,
+                "expires_in": args.expires_in,
+                **({"note": args.note} if args.note else {}),
+            },
         )
     )
     print(token)
@@ -153,6 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="run retention (like 'purge') every SECONDS; default off",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes sharing the port (default 1; see docs/performance.md)",
+    )
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("migrate", help="bring the database schema to this version (keeps data)")
@@ -165,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     data_dir_option(c)
     c.add_argument("--uses", type=int, default=1, help="how many enrollments it allows")
     c.add_argument("--expires-in", type=int, default=86400, help="lifetime in seconds")
+    c.add_argument(
+        "--note", default="", help="who gets it (or why), kept in the audit log with its hash"
+    )
     c.set_defaults(func=_cmd_enroll_token)
 
     p = sub.add_parser("openapi", help="print the OpenAPI document (docs/openapi.json)")
@@ -183,4 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ServerError, PolicyError) as exc:
         print(f"envattest-server: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C before serve took over its signals, or in any command
+        print("envattest-server: interrupted", file=sys.stderr)
+        return 130
     return code

@@ -21,6 +21,7 @@ from server.admin import (
     parse_since,
 )
 from server.audit import AuditChainError
+from server.audit.checkpoints import CheckpointError
 from server.errors import ServerError
 
 _Sub = Any  # argparse's private _SubParsersAction
@@ -87,16 +88,44 @@ def _cmd_audit_export(args: argparse.Namespace) -> int:
 
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
     try:
-        chain = _admin(args).verify_audit()
+        verified = _admin(args).verify_audit(public_key=args.public_key)
     except AuditChainError as exc:
         print(
-            f"envattest-server: audit chain BROKEN at record {exc.seq}: {exc}. "
+            f"envattest-server: audit log BROKEN at record {exc.seq}: {exc}. "
             "Treat the log from that record on as tampered; compare with your SIEM export.",
             file=sys.stderr,
         )
         return 1
-    print(f"audit chain verified: {chain.records} records ({chain.purged} with data purged)")
-    print(f"head hash: {chain.head_hash}")
+    except CheckpointError as exc:
+        print(f"envattest-server: audit log NOT PROVEN: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"audit chain verified: {verified.records} records ({verified.purged} with data purged "
+        f"or erased, each covered by its event)"
+    )
+    print(f"head hash: {verified.head_hash}")
+    last = verified.last_checkpoint
+    if last is not None:
+        tail = verified.records - last.count
+        print(
+            f"signed checkpoints: {verified.checkpoints}, newest at {iso(last.at)} covers "
+            f"{last.count} records ({tail} written since)"
+        )
+    return 0
+
+
+def _cmd_audit_checkpoint(args: argparse.Namespace) -> int:
+    checkpoint = _admin(args).checkpoint_audit()
+    print(
+        f"checkpoint signed: {checkpoint.count} records, head {checkpoint.head_hash}, "
+        f"key {checkpoint.key_id}"
+    )
+    if args.print_public_key:
+        from server.audit.checkpoints import load_public_key, public_key_pem
+
+        print(
+            public_key_pem(load_public_key(_admin(args).config.audit_checkpoint_key_path)), end=""
+        )
     return 0
 
 
@@ -269,9 +298,23 @@ def add_commands(sub: _Sub, data_dir: Callable[[argparse.ArgumentParser], None])
     c.add_argument("--jsonl", action="store_true", required=True, help="JSON Lines (required)")
     c.add_argument("--output", default=None, help="write to FILE instead of stdout")
     c.set_defaults(func=_cmd_audit_export)
-    c = asub.add_parser("verify", help="recompute the hash chain; non-zero if broken")
+    c = asub.add_parser(
+        "verify", help="recompute the chain, check purges and signed checkpoints; non-zero if not"
+    )
     data_dir(c)
+    c.add_argument(
+        "--public-key",
+        type=Path,
+        default=None,
+        help="checkpoint verification key (PEM) kept apart from the server; default: its key",
+    )
     c.set_defaults(func=_cmd_audit_verify)
+    c = asub.add_parser("checkpoint", help="sign the audit head now (serve does it on a schedule)")
+    data_dir(c)
+    c.add_argument(
+        "--print-public-key", action="store_true", help="also print the verification key (PEM)"
+    )
+    c.set_defaults(func=_cmd_audit_checkpoint)
 
     p = sub.add_parser("devices", help="list, show, revoke and erase devices")
     dsub = p.add_subparsers(dest="action", required=True)

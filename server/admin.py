@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from server.audit import VerifiedChain, verify_chain
+from server.audit.anchor import AuditAnchor
+from server.audit.checkpoints import Checkpoint
+from server.audit.verify import VerifiedAudit
 from server.config import ServerConfig, load_config
 from server.credentials import (
     list_gateway_credentials,
@@ -107,9 +109,18 @@ class Admin:
         """Records in order, filtered by device_id, since, decision."""
         return self.store.iter_audit(**filters)
 
-    def verify_audit(self) -> VerifiedChain:
-        """Recompute the chain; raises AuditChainError naming the first broken record."""
-        return verify_chain(self.store.iter_audit())
+    @property
+    def anchor(self) -> AuditAnchor:
+        """The checkpoint key and witness of this data directory."""
+        return AuditAnchor(self.config.audit_checkpoint_key_path, self.config.audit_witness_path)
+
+    def verify_audit(self, *, public_key: Path | None = None) -> VerifiedAudit:
+        """Chain, coverage of emptied records, checkpoints; raises at the first problem."""
+        return self.anchor.verify(self.store, public_key=public_key)
+
+    def checkpoint_audit(self) -> Checkpoint:
+        """Sign the audit head now (creates the checkpoint key on first use)."""
+        return self.anchor.checkpoint(self.store, now=self.now())
 
     # devices
 
@@ -133,9 +144,9 @@ class Admin:
     def erase_device(self, device_id: str) -> int:
         """Revoke and drop the signal data of every record of the device."""
         self.device(device_id)
-        erased = self.store.erase_device(device_id, now=self.now())
-        self.audit("device.erase", {"records_erased": erased}, device_id)
-        return erased
+        return self.store.erase_device(
+            device_id, now=self.now(), audit=AuditEvent("admin.device.erase", device_id, None, {})
+        )
 
     # keys and credentials
 

@@ -29,11 +29,16 @@ class ServerConfig:
     rate_limit_per_minute: int = 600  # per client IP, per replica; 0 disables
     device_rate_limit_per_minute: int = 120  # per device (challenge + attest); 0 disables
     authz_audience: str = ""  # when set, /v1/authz and /v1/introspect require this aud
+    audit_checkpoint_key: str = ""  # Ed25519 PEM; default keys/audit-checkpoint.pem
+    audit_checkpoint_interval_s: int = 300  # serve signs the audit head this often; 0: never
+    nonce_purge_interval_s: int = 300  # serve deletes expired nonces this often; 0: never
     authz_external_url: str = ""  # the gateway's external base URL: DPoP htu = this + path
     dpop_max_age_s: int = 60  # a DPoP proof is accepted this long after its iat
     dpop_nonce_ttl_s: int = 0  # > 0: proofs must carry a server nonce rotated this often
     token_check: str = "standard"  # noqa: S105 - "strict": a token's jti must match an audited allow
     usage_flush_s: int = 10  # forward-auth usage is written to the database this often
+    body_timeout_s: int = 10  # a body not complete this long after the request head: 408
+    trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-For is believed
 
     @property
     def manifest_path(self) -> Path:
@@ -49,6 +54,16 @@ class ServerConfig:
     def keys_dir(self) -> Path:
         """Token-signing keys."""
         return self.data_dir / "keys"
+
+    @property
+    def audit_checkpoint_key_path(self) -> Path:
+        """The key that signs audit checkpoints (outside the database)."""
+        return self.data_dir / (self.audit_checkpoint_key or "keys/audit-checkpoint.pem")
+
+    @property
+    def audit_witness_path(self) -> Path:
+        """The newest audit checkpoint this host wrote, outside the database."""
+        return self.data_dir / "audit-checkpoint.json"
 
     @property
     def tpm_roots_dir(self) -> Path | None:
@@ -79,6 +94,8 @@ def load_config(data_dir: Path, **overrides: Any) -> ServerConfig:
     config = ServerConfig(data_dir=data_dir.resolve())
     for name, value in {**doc, **{k: v for k, v in overrides.items() if v is not None}}.items():
         expected = type(getattr(config, name))
+        if expected is tuple and isinstance(value, list) and all(isinstance(v, str) for v in value):
+            value = tuple(value)
         if not isinstance(value, expected) or isinstance(value, bool):
             raise ConfigError(f"{path}: {name} must be a {expected.__name__}")
         config = replace(config, **{name: value})

@@ -6,8 +6,10 @@ import time
 from pathlib import Path
 
 from attest.catalog import CATALOG, Family
+from attest.catalog.observed import OBSERVED
 from attest.manifest import FieldMode, render_manifest
 from attest.privatefile import ensure_private_dir, write_private_atomic
+from server.audit.checkpoints import CheckpointSigner
 from server.config import CONFIG_FILE, ServerConfig, load_config
 from server.errors import ConfigError
 from server.store.migrate import upgrade
@@ -37,8 +39,17 @@ _ENFORCED = frozenset(
 )
 
 
+_OBSERVED_PURPOSES = {
+    "usage.requests": "Detects a token used at a rate one developer does not produce: a "
+    "shared or resold token.",
+    "usage.client_networks": "Detects one token used from many networks: a token passed on "
+    "to others.",
+}
+
+
 def default_manifest(verifier: str) -> bytes:
-    """A manifest requesting every catalog field with a stated purpose and retention."""
+    """A manifest requesting every catalog field with a stated purpose and retention, and
+    declaring the verifier-observed usage fields forward auth records."""
     entries = [
         {
             "id": field.id,
@@ -48,7 +59,11 @@ def default_manifest(verifier: str) -> bytes:
         }
         for field in CATALOG.values()
     ]
-    return render_manifest(verifier, entries)
+    observed = [
+        {"id": field_id, "purpose": _OBSERVED_PURPOSES[field_id], "retention_days": 30}
+        for field_id in OBSERVED
+    ]
+    return render_manifest(verifier, entries, observed)
 
 
 DEFAULT_POLICY_TOML = """\
@@ -97,6 +112,7 @@ def init_data_dir(
     write_private_atomic(data_dir / CONFIG_FILE, ("\n".join(lines) + "\n").encode())
     config = load_config(data_dir)
     KeyRing.create_key(config.keys_dir, now=int(time.time()))
+    CheckpointSigner.load(config.audit_checkpoint_key_path, create=True)
     write_private_atomic(config.manifest_path, default_manifest(f"envattest verifier {issuer}"))
     policy = DEFAULT_POLICY_TOML if policy_text is None else policy_text
     write_private_atomic(config.policy_path, policy.encode())

@@ -14,7 +14,7 @@ from attest.jwk import load_public_jwk
 from server.errors import UnauthorizedError
 from server.store import AuditEvent, DeviceRecord, NonceOutcome
 from server.store.sql import SqlStore
-from server.usage.store import device_usage
+from server.usage.store import device_usage, erase_usage
 from server.verifier import device_binding
 
 _UNAUTHORIZED = "the device request was not accepted; run the command again"
@@ -77,8 +77,15 @@ class DeviceService:
     def forget(self, device: DeviceRecord) -> dict[str, Any]:
         """Revoke, erase signal history, keep one minimal audit entry."""
         now = int(self._clock())
-        erased = self.store.erase_device(device.device_id, now=now)
-        self.store.append_audit(
-            AuditEvent("device.erased", device.device_id, None, {"records_erased": erased})
+        usage = erase_usage(self.store.engine, device.device_id)
+        erased = self.store.erase_device(
+            device.device_id,
+            now=now,
+            audit=AuditEvent("device.erased", device.device_id, None, {"usage_rows_erased": usage}),
         )
-        return {"device_id": device.device_id, "erased_records": erased, "revoked_at": now}
+        return {
+            "device_id": device.device_id,
+            "erased_records": erased,
+            "erased_usage_rows": usage,
+            "revoked_at": now,
+        }

@@ -22,7 +22,7 @@ from server.store import AuditEvent
 from server.store.migrate import current_revision, head_revision
 from server.store.sql import SqlStore, make_engine
 from server.tokens import KeyRingFile, TokenIssuer
-from server.usage.fields import observed_retention_days
+from server.usage.fields import check_usage_disclosed, observed_retention_days
 from server.verifier import Verifier
 
 log = logging.getLogger("envattest.server")
@@ -80,6 +80,7 @@ class Runtime:
         """Re-read manifest, policy and keys; on any error keep the ones in force and raise."""
         manifest = parse_manifest(self.config.manifest_path.read_bytes())
         policy = load_policy_file(self.config)
+        check_usage_disclosed(policy, manifest)
         self.keys.reload()
         # one assignment each: a request sees either the old or the new document, never none
         self.live.manifest, self.live.policy = manifest, policy
@@ -138,6 +139,7 @@ def build_runtime(config: ServerConfig, *, clock: Callable[[], float] = time.tim
         manifest=parse_manifest(config.manifest_path.read_bytes()),
         policy=load_policy_file(config),
     )
+    check_usage_disclosed(live.policy, live.manifest)
     keys = KeyRingFile(config.keys_dir)
     issuer = TokenIssuer(keys, issuer=config.issuer, clock=clock)
     verifier = Verifier(

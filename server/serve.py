@@ -1,21 +1,30 @@
-"""``serve``: uvicorn with JSON or text logs, SIGHUP reload, and the optional purge timer."""
+"""``serve``: uvicorn with JSON or text logs, SIGHUP reload, and the maintenance timers
+(expired nonces, signed audit checkpoints, optional retention)."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import os
 import signal
 import threading
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from server.config import ServerConfig
-from server.errors import ServerError
 from server.logs import LogFormat, configure_logging
-from server.retention import purge_expired
+from server.maintenance import Maintenance, maintenance_tasks
 from server.runtime import Runtime
 
+if TYPE_CHECKING:
+    import uvicorn
+
 log = logging.getLogger("envattest.server")
+_WORKER_ENV = "ENVATTEST_SERVE_WORKER"
 
 
 @dataclass(frozen=True)
@@ -29,87 +38,105 @@ class ServeOptions:
     log_level: str = "info"
     log_format: LogFormat = "text"
     purge_interval_s: int | None = None
-
-
-class PurgeTimer:
-    """Runs retention every ``interval_s`` in a background thread until stopped."""
-
-    def __init__(self, runtime: Runtime, interval_s: int) -> None:
-        self.runtime = runtime
-        self.interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="envattest-purge", daemon=True)
-
-    def start(self) -> None:
-        """Start the thread."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Ask the thread to stop and wait for it."""
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                report = purge_expired(
-                    self.runtime.store,
-                    self.runtime.manifest,
-                    now=int(time.time()),
-                    audit_empty=False,
-                    trigger="timer",
-                )
-            except ServerError as exc:
-                log.error("purge failed, will retry at the next interval: %s", exc)
-                continue
-            log.info(
-                "purge: %d records purged, %d nonces deleted",
-                report.records_purged,
-                report.nonces_deleted,
-                extra={"fields": {"records_purged": report.records_purged}},
-            )
+    workers: int = 1
 
 
 def serve(config: ServerConfig, options: ServeOptions) -> None:
-    """Build the runtime (raises on a bad policy or schema) and serve until SIGTERM/SIGINT."""
+    """Build the runtime (raises on a bad policy or schema) and serve until SIGTERM/SIGINT.
+
+    SIGINT (Ctrl-C) and SIGTERM stop the server gracefully: in-flight requests finish, the
+    timers write a last checkpoint, and this returns normally. With ``workers`` > 1, worker
+    processes share the socket; this process supervises them, forwards SIGHUP (each worker
+    reloads in place) and runs the timers once for all."""
     import uvicorn
 
     from server.app import build_runtime, create_app
 
     configure_logging(options.log_format, options.log_level)
     runtime = build_runtime(config)
-    app = create_app(runtime)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=options.host,
-            port=options.port,
-            log_config=None,
-            log_level=options.log_level,
-            ssl_certfile=options.tls_cert,
-            ssl_keyfile=options.tls_key,
-            access_log=False,
-        )
+    settings: dict[str, Any] = {
+        "host": options.host,
+        "port": options.port,
+        "log_config": None,
+        "log_level": options.log_level,
+        "ssl_certfile": options.tls_cert,
+        "ssl_keyfile": options.tls_key,
+        "access_log": False,
+        "proxy_headers": False,  # X-Forwarded-For: only from trusted_proxies (server.limits)
+    }
+    timers = Maintenance(maintenance_tasks(runtime, retention_interval_s=options.purge_interval_s))
+    previous = signal.signal(signal.SIGHUP, _reload_on_hup(runtime))
+    timers.start()
+    log.info(
+        "envattest verifier on %s:%d, policy %s, %d worker process(es)",
+        options.host,
+        options.port,
+        runtime.live.policy.version,
+        options.workers,
     )
+    try:
+        if options.workers > 1:
+            os.environ[_WORKER_ENV] = json.dumps(
+                {
+                    "data_dir": str(config.data_dir),
+                    "tpm_roots": config.tpm_roots,
+                    "log_format": options.log_format,
+                    "log_level": options.log_level,
+                }
+            )
+            uv_config = uvicorn.Config(
+                "server.serve:worker_app", factory=True, workers=options.workers, **settings
+            )
+            _supervisor_class()(uv_config, sockets=[uv_config.bind_socket()]).run()
+        else:
+            run_until_stopped(uvicorn.Server(uvicorn.Config(create_app(runtime), **settings)))
+    finally:
+        timers.stop()
+        signal.signal(signal.SIGHUP, previous)
+        runtime.store.close()
+    log.info("envattest verifier stopped")
 
+
+def _reload_on_hup(runtime: Runtime) -> Callable[[int, FrameType | None], None]:
     def on_sighup(_signum: int, _frame: FrameType | None) -> None:
         # reload off the signal handler: file reads and a database write must not run here
         threading.Thread(target=runtime.reload_or_keep, name="envattest-reload").start()
 
-    previous = signal.signal(signal.SIGHUP, on_sighup)
-    timer = PurgeTimer(runtime, options.purge_interval_s) if options.purge_interval_s else None
-    if timer is not None:
-        timer.start()
-    log.info(
-        "envattest verifier on %s:%d, policy %s",
-        options.host,
-        options.port,
-        runtime.live.policy.version,
-    )
-    try:
+    return on_sighup
+
+
+def worker_app() -> Any:
+    """The app of one worker process (``serve --workers``), from the supervisor's settings."""
+    from server.app import build_runtime, create_app
+    from server.config import load_config
+
+    spec = json.loads(os.environ[_WORKER_ENV])
+    configure_logging(spec["log_format"], spec["log_level"])
+    logging.getLogger("uvicorn.access").propagate = False  # as access_log=False does
+    config = load_config(Path(spec["data_dir"]), tpm_roots=spec["tpm_roots"] or None)
+    runtime = build_runtime(config)
+    signal.signal(signal.SIGHUP, _reload_on_hup(runtime))
+    return create_app(runtime)
+
+
+def _supervisor_class() -> type[Any]:
+    from uvicorn.supervisors import Multiprocess
+
+    class Supervisor(Multiprocess):
+        """uvicorn's supervisor, but SIGHUP reloads each worker in place (a bad policy is
+        refused and the old one kept) instead of restarting it."""
+
+        def handle_hup(self) -> None:
+            log.info("SIGHUP: reloading %d workers", len(self.processes))
+            for process in self.processes:
+                if process.pid is not None:
+                    os.kill(process.pid, signal.SIGHUP)
+
+    return Supervisor
+
+
+def run_until_stopped(server: uvicorn.Server) -> None:
+    """``server.run()``; the Ctrl-C that uvicorn re-raises after its graceful shutdown ends
+    the run instead of escaping as a traceback."""
+    with contextlib.suppress(KeyboardInterrupt):
         server.run()
-    finally:
-        if timer is not None:
-            timer.stop()
-        signal.signal(signal.SIGHUP, previous)
-        runtime.store.engine.dispose()

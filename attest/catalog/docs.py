@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from attest.catalog import CATALOG, Family
+from attest.catalog.observed import OBSERVED
 
 
 def render_text() -> str:
@@ -15,6 +16,10 @@ def render_text() -> str:
         lines.append(f"    {field.description}")
         if field.never:
             lines.append(f"    never sent: {field.never}")
+    for obs in OBSERVED.values():
+        lines.append(f"{obs.id}  [{obs.type_name}; verifier-observed, not sent by the agent]")
+        lines.append(f"    {obs.description}")
+        lines.append(f"    how: {obs.how}")
     return "\n".join(lines) + "\n"
 
 
@@ -47,4 +52,25 @@ def render_markdown() -> str:
             ]
             out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         out.append("")
+    out += [
+        "## verifier-observed",
+        "",
+        "Not collected on the machine and never sent by the agent: the verifier records these at",
+        "forward auth. A manifest lists the ones it records under `observed`, with purpose and",
+        "retention; the agent shows them at consent, and `envattest whoami` shows the values held.",
+        "",
+        "| field | type | sensitivity | description | how observed | example |",
+        "|---|---|---|---|---|---|",
+    ]
+    for obs in OBSERVED.values():
+        cells = [
+            f"`{obs.id}`",
+            obs.type_name,
+            obs.sensitivity.value,
+            obs.description,
+            obs.how,
+            f"`{json.dumps(obs.example, sort_keys=True)}`",
+        ]
+        out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    out.append("")
     return "\n".join(out)

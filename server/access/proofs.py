@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import Engine
 
 from attest.b64 import b64url_encode
 from server.access.batch import Batcher
 from server.errors import ConfigError
-from server.store.access import ProofIdWriter, proof_key, prune_proof_ids
+from server.store.access import Database, ProofIdWriter, proof_key, prune_proof_ids
 from server.tokens import KeyRing
 
 MAX_URI_CHARS = 8192
@@ -151,9 +150,9 @@ class DpopNonces:
 class ProofReplayStore:
     """Spends DPoP proof ids in the database, batched: one INSERT per batch of requests."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._writer = ProofIdWriter(engine)
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._writer = ProofIdWriter(database)
         self._spend: Batcher[tuple[str, int], bool] = Batcher(self._insert, name="envattest-jti")
 
     def _insert(self, items: Sequence[tuple[str, int]]) -> list[bool]:
@@ -165,7 +164,7 @@ class ProofReplayStore:
 
     def prune(self, *, now: int) -> int:
         """Delete expired ids (blocking; call from a background thread)."""
-        return prune_proof_ids(self._engine, now=now)
+        return prune_proof_ids(self._database.engine, now=now)
 
     def close(self) -> None:
         """Stop the writer thread."""

@@ -16,11 +16,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from sqlalchemy import Engine
-
 from server.access.batch import Batcher
 from server.store import DeviceRecord
-from server.store.access import read_credentials, read_devices, read_epoch
+from server.store.access import Database, read_credentials, read_devices, read_epoch
 from server.store.sql import GatewayCredentialRecord
 
 Table = Literal["device", "credential"]
@@ -31,8 +29,8 @@ MAX_CACHED_ROWS = 100_000
 class RowCache:
     """Devices and credentials by id, dropped wholesale whenever the epoch moves."""
 
-    def __init__(self, engine: Engine, *, max_rows: int = MAX_CACHED_ROWS) -> None:
-        self._engine = engine
+    def __init__(self, database: Database, *, max_rows: int = MAX_CACHED_ROWS) -> None:
+        self._database = database
         self._max_rows = max_rows
         self._epoch = -1
         self._rows: dict[tuple[Table, str], Row] = {}
@@ -42,7 +40,7 @@ class RowCache:
         )
 
     def _read_epochs(self, items: Sequence[None]) -> list[int]:
-        epoch = read_epoch(self._engine)
+        epoch = read_epoch(self._database.engine)
         return [epoch] * len(items)
 
     def _read_rows(self, items: Sequence[tuple[Table, str]]) -> list[Row | None]:
@@ -51,12 +49,13 @@ class RowCache:
         found: dict[tuple[Table, str], Row] = {}
         if device_ids:
             found.update(
-                (("device", k), v) for k, v in read_devices(self._engine, device_ids).items()
+                (("device", k), v)
+                for k, v in read_devices(self._database.engine, device_ids).items()
             )
         if credential_ids:
             found.update(
                 (("credential", k), v)
-                for k, v in read_credentials(self._engine, credential_ids).items()
+                for k, v in read_credentials(self._database.engine, credential_ids).items()
             )
         return [found.get(item) for item in items]
 

@@ -14,8 +14,6 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 
-from sqlalchemy import Engine
-
 from server.access.proofs import DpopNonces, ProofReplayStore, parse_external_url
 from server.access.rowcache import RowCache
 from server.access.strict import AuditedTokens
@@ -27,7 +25,6 @@ from server.store import AuditEvent, AuditRecord
 from server.store.sql import SqlStore
 from server.tokens import TokenIssuer
 from server.usage.enforce import UsageEnforcer
-from server.usage.networks import LOOPBACK, Network, parse_trusted_proxies
 from server.usage.observer import UsageObserver
 from server.usage.store import prune_usage
 
@@ -57,20 +54,16 @@ class AccessService:
             raise ConfigError(
                 "usage_flush_s and dpop_max_age_s must be >= 1, dpop_nonce_ttl_s >= 0"
             )
-        engine: Engine = store.engine
         self._store = store
         self._clock = clock
         self._retention_days = usage_retention_days
         self.external_url = (
             parse_external_url(config.authz_external_url) if config.authz_external_url else ""
         )
-        self.trusted_proxies: tuple[Network, ...] = (
-            parse_trusted_proxies(getattr(config, "trusted_proxies", "")) or LOOPBACK
-        )
-        self.rows = RowCache(engine)
-        self.replay = ProofReplayStore(engine)
+        self.rows = RowCache(store)
+        self.replay = ProofReplayStore(store)
         self.nonces = DpopNonces(lambda: issuer.ring, ttl_s=config.dpop_nonce_ttl_s, clock=clock)
-        self.audited = AuditedTokens(engine) if config.token_check == "strict" else None  # noqa: S105
+        self.audited = AuditedTokens(store) if config.token_check == "strict" else None  # noqa: S105
         self.checker = TokenChecker(
             issuer=issuer,
             rows=self.rows,
@@ -83,8 +76,9 @@ class AccessService:
             clock=clock,
         )
         self._upkeep = ThreadPoolExecutor(max_workers=1, thread_name_prefix="envattest-upkeep")
+        self._stopped = False
         self.usage = UsageEnforcer(
-            UsageObserver(engine, clock=clock), policy=policy, audit=self._audit_later
+            UsageObserver(store, clock=clock), policy=policy, audit=self._audit_later
         )
         self._flush_s = config.usage_flush_s
         self._task: asyncio.Task[None] | None = None
@@ -102,7 +96,11 @@ class AccessService:
             self._task = asyncio.get_running_loop().create_task(self._upkeep_forever())
 
     async def stop(self) -> None:
-        """Flush usage one last time and stop the threads."""
+        """Flush usage one last time and stop the threads (once: the shutdown handler can
+        run for every router the app includes)."""
+        if self._stopped:
+            return
+        self._stopped = True
         if self._task is not None:
             self._task.cancel()
             with suppress(asyncio.CancelledError):

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Engine
-
 from server.access.batch import Batcher
-from server.store.access import audited_allow_jtis
+from server.store.access import Database, audited_allow_jtis
 
 MAX_REMEMBERED = 100_000
 
@@ -20,15 +18,15 @@ MAX_REMEMBERED = 100_000
 class AuditedTokens:
     """``await audited(device_id, jti, iat)``: does an audited allow name this token?"""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(self, database: Database) -> None:
+        self._database = database
         self._known: set[tuple[str, str]] = set()
         self._reads: Batcher[tuple[str, str, int], bool] = Batcher(
             self._read, name="envattest-audited"
         )
 
     def _read(self, items: Sequence[tuple[str, str, int]]) -> list[bool]:
-        return audited_allow_jtis(self._engine, items)
+        return audited_allow_jtis(self._database.engine, items)
 
     async def __call__(self, device_id: str, jti: str, iat: int) -> bool:
         if (device_id, jti) in self._known:

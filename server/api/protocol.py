@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from attest.errors import AttestError
 from attest.keyattest import TrustStore, load_trust_store
+from server.api.bodies import StrictJsonRoute
 from server.api.models import (
     AttestResponse,
     ChallengeRequest,
@@ -69,7 +70,7 @@ def require_media_type(request: Request, expected: str) -> None:
 
 def router(runtime: Runtime) -> APIRouter:
     """The protocol routes."""
-    api = APIRouter()
+    api = APIRouter(route_class=StrictJsonRoute)
 
     @api.get("/v1/manifest", tags=["consent"])
     def get_manifest() -> Response:

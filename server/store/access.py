@@ -11,14 +11,27 @@ import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Protocol
 
 from sqlalchemy import Connection, Engine, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from server.store import DeviceRecord
+from server.store.devices import device_from_row as _device
+from server.store.engine import unavailable as _unavailable
+from server.store.gateways import GatewayCredentialRecord
 from server.store.schema import audit_log, devices, dpop_jtis, gateway_credentials, revocation_epoch
-from server.store.sql import GatewayCredentialRecord, _device, _unavailable
+
+
+class Database(Protocol):
+    """What the hot path needs of the store: its engine, read at each use (so a replaced or
+    reconnected engine is picked up)."""
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine."""
+        ...
 
 
 @contextmanager
@@ -80,27 +93,35 @@ class ProofIdWriter:
     which a machine that lost power and rebooted is past. PostgreSQL commits normally.
     """
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._sqlite_path = engine.url.database if engine.dialect.name == "sqlite" else None
+    def __init__(self, database: Database) -> None:
+        self._database = database
         self._sqlite: sqlite3.Connection | None = None
+        self._sqlite_path: str | None = None
 
     def spend(self, keys: Sequence[tuple[str, int]]) -> list[bool]:
         """True for each ``(key, expires_at)`` whose key no one had spent."""
         unique: dict[str, int] = {}
         for key, expires_at in keys:
             unique.setdefault(key, expires_at)
-        fresh = self._insert_sqlite(unique) if self._sqlite_path else self._insert(unique)
+        engine = self._database.engine
+        if engine.dialect.name != "sqlite":
+            fresh = self._insert(engine, unique)
+        else:
+            if engine.url.database != self._sqlite_path:
+                self._sqlite_path = engine.url.database
+                self._sqlite = None
+            fresh = self._insert_sqlite(unique)
         return _answers(keys, fresh)
 
-    def _insert(self, unique: dict[str, int]) -> set[str]:
+    @staticmethod
+    def _insert(engine: Engine, unique: dict[str, int]) -> set[str]:
         statement = (
             pg_insert(dpop_jtis)
             .values([{"key_sha256": k, "expires_at": e} for k, e in unique.items()])
             .on_conflict_do_nothing(index_elements=["key_sha256"])
             .returning(dpop_jtis.c.key_sha256)
         )
-        with _connection(self._engine, write=True) as conn:
+        with _connection(engine, write=True) as conn:
             return set(conn.execute(statement).scalars())
 
     def _insert_sqlite(self, unique: dict[str, int]) -> set[str]:

@@ -83,6 +83,19 @@ gateway_credentials = Table(
     Column("revoked_at", BigInteger, nullable=True),
 )
 
+# 0003: signed checkpoints of the audit chain (the signing key is not in the database)
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("count", BigInteger, nullable=False),
+    Column("head_hash", String(64), nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("key_id", String(64), nullable=False),
+    Column("signature", String(128), nullable=False),
+)
+Index("ix_audit_checkpoints_count", audit_checkpoints.c.count)
+
 # 0005: DPoP proof replay (jti per key, across replicas), the revocation epoch that lets
 # replicas cache device and credential rows, and usage observed at forward auth
 dpop_jtis = Table(

@@ -13,9 +13,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine
-
 from server.policy.usage import ObservedUsage
+from server.store.access import Database
 from server.usage.store import UsageDeltas, UsageTotals, flush_usage
 
 MAX_NETWORKS_TRACKED = 1_024  # per token; far above any sensible limit
@@ -30,8 +29,8 @@ class _Pending:
 class UsageObserver:
     """Per-token request counts by minute and client networks, for one process."""
 
-    def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.time) -> None:
-        self._engine = engine
+    def __init__(self, database: Database, *, clock: Callable[[], float] = time.time) -> None:
+        self._database = database
         self._clock = clock
         self._pending = _Pending()
         self._flushing = _Pending()
@@ -86,4 +85,4 @@ class UsageObserver:
 
     def write(self, deltas: UsageDeltas, jtis: list[str], minute: int) -> UsageTotals:
         """The blocking part of a flush (on a background thread)."""
-        return flush_usage(self._engine, deltas, jtis=jtis, minute=minute)
+        return flush_usage(self._database.engine, deltas, jtis=jtis, minute=minute)

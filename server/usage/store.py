@@ -132,3 +132,11 @@ def prune_usage(engine: Engine, *, before: int) -> int:
         gone = conn.execute(delete(usage_requests).where(usage_requests.c.minute < before // 60))
         nets = conn.execute(delete(usage_networks).where(usage_networks.c.last_seen < before))
         return int(gone.rowcount) + int(nets.rowcount)
+
+
+def erase_usage(engine: Engine, device_id: str) -> int:
+    """Delete everything observed about a device's tokens (``forget``)."""
+    with _connection(engine, write=True) as conn:
+        gone = conn.execute(delete(usage_requests).where(usage_requests.c.device_id == device_id))
+        nets = conn.execute(delete(usage_networks).where(usage_networks.c.device_id == device_id))
+        return int(gone.rowcount) + int(nets.rowcount)

@@ -18,6 +18,7 @@ from tests.codingtools.installdoc import install_block
 from tests.codingtools.npmtools import NpmTool, npm_tool
 from tests.codingtools.stack import TOKEN_TTL_S, Stack, running_stack
 from tests.server.support import token_claims
+from tests.servers import REPO
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +99,31 @@ def _turn(session: subprocess.Popen[str], text: str) -> dict[str, object]:
         if event.get("type") == "result":
             return dict(event)
     raise AssertionError("claude gave no result in time")
+
+
+def test_the_fleet_managed_settings_example_works(stack: Stack, claude: NpmTool) -> None:
+    # packaging/fleet/: what an administrator installs as Claude Code's managed settings; here
+    # passed with --settings (the managed path is system-wide), with no user settings at all
+    example = (REPO / "packaging" / "fleet" / "claude-code-managed-settings.json").read_text()
+    managed = stack.user_home / "managed-settings.json"
+    managed.write_text(
+        example.replace("/usr/local/bin/envattest", str(stack.bin_dir / "envattest")).replace(
+            "https://llm-gateway.example", stack.gateway_url
+        )
+    )
+    user_settings = stack.user_home / ".claude" / "settings.json"
+    saved = user_settings.read_text()
+    user_settings.write_text("{}")
+    stack.upstream.clear()
+    try:
+        done = subprocess.run(
+            [str(claude.path), "-p", "--settings", str(managed), "say hi"],
+            capture_output=True, text=True, env=_env(stack), cwd=stack.user_home, timeout=120,
+        )  # fmt: skip
+    finally:
+        user_settings.write_text(saved)
+    assert done.returncode == 0, done.stderr
+    assert stack.upstream.model_requests()[-1].headers["x-envattest-device"] == stack.device_id()
 
 
 def test_a_revoked_device_is_told_what_to_do(stack: Stack, claude: NpmTool) -> None:

@@ -69,6 +69,7 @@ def _worker_temp_dir(run_dir: Path) -> Iterator[tuple[str, Path]]:
     (docs/gateways.md, "Request bodies over 16 KiB"); pytest's directories are not.
     """
     if os.geteuid() != 0:
+        (run_dir / "tmp").mkdir(exist_ok=True)
         yield "", run_dir / "tmp"
         return
     worker = pwd.getpwnam(WORKER_USER)
@@ -90,6 +91,10 @@ class _Upstream(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.do_GET()
 
     def log_message(self, *_args: object) -> None:
         pass

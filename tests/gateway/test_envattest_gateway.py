@@ -47,7 +47,7 @@ class FakeVerifier:
             "token_type": "Bearer",
             "key_class": "tpm2",
         }
-        self.authz_status = 204
+        self.forms: list[dict[str, str]] = []
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         self.calls.append(request.url.path)
@@ -57,12 +57,14 @@ class FakeVerifier:
         if request.url.path == "/v1/introspect":
             if request.headers.get("authorization") != "Bearer gw_test.secret":
                 return httpx.Response(401, json={"detail": "gateway credential"})
+            form = dict(httpx.QueryParams(request.content.decode()))
+            self.forms.append(form)
+            if "dpop" in form:
+                good = form["dpop"] == "good-proof" and form["htu"] == "https://gw/v1/messages"
+                return httpx.Response(
+                    200, json={**self.introspection, "token_type": "DPoP", "active": good}
+                )
             return httpx.Response(200, json=self.introspection)
-        if request.url.path == "/v1/authz":
-            detail = {"detail": "the DPoP proof does not match: run 'envattest proxy'"}
-            return httpx.Response(
-                self.authz_status, json=None if self.authz_status == 204 else detail
-            )
         return httpx.Response(404)
 
     def token(self, kid: str = "k1", **overrides: Any) -> str:
@@ -180,21 +182,31 @@ def test_a_wrong_gateway_credential_says_how_to_make_one(verifier: FakeVerifier)
         _check(checker, api_key=verifier.token())
 
 
-def test_a_dpop_bound_token_as_bearer_is_refused(verifier: FakeVerifier) -> None:
-    verifier.introspection = {**verifier.introspection, "token_type": "DPoP"}
-    for sent in ({"authorization": f"Bearer {verifier.token()}"}, {"api_key": verifier.token()}):
+def test_a_dpop_bound_token_as_bearer_is_refused_before_introspection(
+    verifier: FakeVerifier,
+) -> None:
+    bound = verifier.token(binding="dpop")
+    for sent in ({"authorization": f"Bearer {bound}"}, {"api_key": bound}):
         with pytest.raises(BindingError, match="envattest proxy"):
             _check(_checker(verifier), **sent)
-    assert "/v1/authz" not in verifier.calls
+    assert "/v1/introspect" not in verifier.calls
 
 
-def test_a_dpop_proof_is_checked_by_the_verifier(verifier: FakeVerifier) -> None:
-    verifier.introspection = {**verifier.introspection, "token_type": "DPoP"}
-    dpop = {"authorization": f"DPoP {verifier.token()}", "dpop": "proof"}
-    assert _check(_checker(verifier), **dpop).device_id == "dev_1"
-    verifier.authz_status = 401
-    with pytest.raises(BindingError, match="DPoP proof does not match"):
-        _check(_checker(verifier), **dpop)
+def test_a_dpop_proof_is_checked_by_the_verifier_for_this_request(
+    verifier: FakeVerifier,
+) -> None:
+    bound = verifier.token(binding="dpop")
+    request = {"authorization": f"DPoP {bound}", "method": "POST"}
+    checker = _checker(verifier)
+    url = "https://gw/v1/messages?beta=true"
+    assert _check(checker, dpop="good-proof", url=url, **request).device_id == "dev_1"
+    assert verifier.forms[-1] == {
+        "token": bound, "dpop": "good-proof", "htm": "POST", "htu": "https://gw/v1/messages"
+    }  # fmt: skip
+    with pytest.raises(InactiveTokenError, match="DPoP proof"):
+        _check(checker, dpop="replayed-or-forged", url=url, **request)
+    with pytest.raises(BindingError):
+        _check(checker, url=url, **request)  # DPoP scheme without a proof
 
 
 def test_litellm_settings_and_key(tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 Allowed: the request reaches the stub model as the mapped LiteLLM user and key. Refused with
 the reason, the model never reached: no token, garbage, forged, ``alg: none``, expired,
-another audience, and a revoked device (within the introspection cache time).
+another audience, a DPoP-bound token sent as a bearer token (signed by the verifier's key with
+the ``binding`` claim it puts in bound tokens), and a revoked device (within the introspection
+cache time).
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ def test_bad_tokens_are_refused_with_the_reason(
     claims = token_claims(access_token(proxy.device))
     kid, key = server_signing_key(shared_verifier.data_dir)
     now = int(time.time())
+    bound = mint_token({**claims, "binding": "dpop"}, key=key, kid=kid)
     expired = mint_token({**claims, "iat": now - 3600, "exp": now - 60}, key=key, kid=kid)
     refused = {
         "none": ({}, "no envattest access token"),
@@ -119,13 +122,17 @@ def test_bad_tokens_are_refused_with_the_reason(
             {"X-Api-Key": mint_token({**claims, "aud": "elsewhere"}, key=key, kid=kid)},
             "does not verify",
         ),
+        "DPoP-bound token as bearer": (
+            {"Authorization": f"Bearer {bound}"},
+            "bound to the device key (DPoP)",
+        ),
     }  # fmt: skip
     proxy.upstream.clear()
     for name, (headers, reason) in refused.items():
         answer = _chat(proxy, headers)
         assert answer.status_code == 401, (name, answer.text)
         assert reason in answer.text, (name, answer.text)
-        assert "envattest token" in answer.text, name
+        assert "'envattest " in answer.text, name  # each reason names the command to run
     assert proxy.upstream.requests == []
 
 

@@ -43,6 +43,7 @@ def verifier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VerifierProce
         tmp_path_factory.mktemp("checks") / "verifier",
         extra_policy=USAGE,
         authz_external_url=EXTERNAL,
+        trusted_proxies=["127.0.0.1/32"],  # the test stands where nginx would
         authz_audience="envattest",
         token_check="strict",
         usage_flush_s=1,
@@ -249,21 +250,28 @@ def test_a_token_used_from_more_networks_than_allowed_is_denied_with_the_reason(
     assert sorted(n["network"] for n in usage["client_networks"]) == [
         "198.51.100.0/24", "2001:db8:1:2300::/56", "203.0.113.0/24"
     ]  # fmt: skip
+    # forget erases what was observed too: three networks and at least one minute of counts
+    assert device_request(verifier, device, "forget")["erased_usage_rows"] >= 4
 
 
 def device_whoami(verifier: VerifierProcess, device: TestDevice) -> dict[str, object]:
     """POST /v1/device/whoami signed by the device key."""
+    return device_request(verifier, device, "whoami")
+
+
+def device_request(verifier: VerifierProcess, device: TestDevice, action: str) -> dict[str, object]:
+    """POST /v1/device/<action> signed by the device key."""
     from attest.devicerequest import DeviceAction, sign_device_request
 
     body = sign_device_request(
         device_id=device.device_id,
         nonce=device.challenge(),
         iat=int(time.time()),
-        action=DeviceAction.WHOAMI,
+        action=DeviceAction(action),
         signer=device.key.sign,
     )
     answer = httpx.post(
-        f"{verifier.url}/v1/device/whoami",
+        f"{verifier.url}/v1/device/{action}",
         content=body,
         headers={"Content-Type": "application/envattest-request+jwt"},
     )

@@ -90,7 +90,7 @@ def test_serve_refuses_an_old_schema_until_migrate(tmp_path: Path) -> None:
         for (trigger,) in triggers.all():
             conn.execute(text(f"DROP TRIGGER {trigger}"))
         later = ("gateway_credentials", "dpop_jtis", "revocation_epoch", "usage_requests",
-                 "usage_networks")  # fmt: skip
+                 "usage_networks", "audit_checkpoints")  # fmt: skip
         for table in later:
             conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
         conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))

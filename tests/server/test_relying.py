@@ -168,6 +168,18 @@ def test_forward_auth_checks_the_audience_when_asked(
     assert _authz(shared_verifier, token, "?aud=another-service").status_code == 401
 
 
+def test_behind_envoy_the_query_string_is_the_clients_and_names_no_audience(
+    shared_verifier: VerifierProcess, device: TestDevice
+) -> None:
+    """Envoy appends the client's path and query to /v1/authz/: an aud there is the client's
+    choice, so it is not read (the configured authz_audience is what counts)."""
+    token = access_token(device)
+    headers = {"Authorization": f"Bearer {token}"}
+    url = f"{shared_verifier.url}/v1/authz/v1/messages?aud=another-service"
+    assert httpx.get(url, headers=headers).status_code == 204
+    assert _authz(shared_verifier, token, "?aud=another-service").status_code == 401
+
+
 def test_forward_auth_without_a_token_is_401(shared_verifier: VerifierProcess) -> None:
     answer = httpx.get(f"{shared_verifier.url}/v1/authz")
     assert answer.status_code == 401

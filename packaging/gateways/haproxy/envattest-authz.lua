@@ -39,6 +39,7 @@ core.register_action("envattest_authz", { "http-req" }, function(txn)
   local sent = {
     ["x-original-method"] = { txn.f:method() },
     ["x-original-uri"] = { txn.f:pathq() },
+    ["x-forwarded-for"] = { txn.f:src() },
   }
   for _, name in ipairs(FORWARDED) do
     local value = first_value(incoming[name])

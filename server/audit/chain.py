@@ -2,7 +2,8 @@
 
 Each record's hash covers the previous hash and the record's fields, with its data by digest
 (``data_sha256``) so that retention can purge signal details and leave a chain that still
-verifies. ``verify_chain`` recomputes everything and names the first broken record.
+verifies. ``verify_chain`` recomputes everything and names the first broken record; an
+emptied record passes only when a purge or erasure event covers it (``coverage``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from server.audit.coverage import Coverage
 from server.errors import ServerError
 from server.store import AuditRecord
 
@@ -63,8 +65,13 @@ class VerifiedChain:
     purged: int
 
 
-def verify_chain(records: Iterable[AuditRecord]) -> VerifiedChain:
-    """Recompute the chain from genesis; raise AuditChainError at the first broken record."""
+def verify_chain(
+    records: Iterable[AuditRecord], *, coverage: Coverage | None = None
+) -> VerifiedChain:
+    """Recompute the chain from genesis; raise AuditChainError at the first broken record.
+
+    With ``coverage``, a record whose data is gone must be covered by a later purge or
+    erasure event; without it (a partial export), emptied records are only counted."""
     prev, expected_seq, count, purged = GENESIS_HASH, 1, 0, 0
     for rec in records:
         if rec.seq != expected_seq:
@@ -72,6 +79,10 @@ def verify_chain(records: Iterable[AuditRecord]) -> VerifiedChain:
         if rec.prev_hash != prev:
             raise AuditChainError(rec.seq, "prev_hash does not match the previous record")
         if rec.data is None:
+            if coverage is not None and not coverage.covers(rec):
+                raise AuditChainError(
+                    rec.seq, "data was emptied outside a purge or erasure (no event covers it)"
+                )
             purged += 1
         elif data_digest(serialize_data(rec.data)) != rec.data_sha256:
             raise AuditChainError(rec.seq, "data was altered (digest mismatch)")
