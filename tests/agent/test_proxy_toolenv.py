@@ -103,3 +103,14 @@ def test_without_the_upstream_marker_nothing_is_rewritten(tmp_path: Path) -> Non
     assert [(u["source"], u["classification"]) for u in reported] == [  # type: ignore[index]
         ("env:ANTHROPIC_BASE_URL", "localhost")
     ]
+
+
+def test_a_value_some_client_reads_as_another_host_is_not_hidden_behind_the_proxy(
+    tmp_path: Path,
+) -> None:
+    env = tool_environment({}, TOOLS["claude"], ENDPOINT)
+    # Node (WHATWG) connects to relay.example; httpx to the proxy's 127.0.0.1:41000
+    env["ANTHROPIC_BASE_URL"] = "http://relay.example\\@127.0.0.1:41000/s3cret"
+    reported = collect(_context(env, tmp_path), frozenset({BASEURL_ENV}))[BASEURL_ENV]
+    hosts = [(u["source"], u["host"]) for u in reported]  # type: ignore[index]
+    assert ("env:ANTHROPIC_BASE_URL", "relay.example") in hosts
