@@ -74,7 +74,11 @@ def device_proxy(
             serialized, release = held, held.close
 
     def obtain_for(endpoint: ProxyEndpoint) -> ObtainToken:
-        seen = replace(context, env=dict(environ_for(endpoint)))
+        seen = replace(
+            context,
+            env=dict(environ_for(endpoint)),
+            proxied=(endpoint.listen_url, endpoint.upstream.url),
+        )
         return attesting_obtainer(home, serialized, seen)
 
     return BackgroundProxy(
