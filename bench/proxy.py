@@ -43,20 +43,22 @@ def _serve_upstream() -> None:
 
 def _serve_proxy(upstream: str, key_kind: str, workdir: Path, tcti: str | None) -> None:
     from agent.proxy.credentials import IssuedToken
+    from agent.proxy.heldkey import HeldKey
     from agent.proxy.rewrite import Upstream
     from agent.proxy.running import BackgroundProxy, SerializedKey, device_proof_factory
     from attest.keys import KeyProvider
+    from attest.keys.tpm2 import Tpm2Key
 
     key: KeyProvider
     if key_kind == "tpm2":
-        from attest.keys.tpm2 import Tpm2Key
-
         key = Tpm2Key.create(workdir / "tpm-key.json", tcti=tcti)
     else:
         from attest.keys.software import SoftwareKey
 
         key = SoftwareKey.create(workdir / "software.pem")
-    serialized = SerializedKey(key)
+    serialized: KeyProvider = SerializedKey(key)
+    if isinstance(key, Tpm2Key):  # as the agent does: the session is held between proofs
+        serialized = HeldKey(key, key.held_signer)
     proxy = BackgroundProxy(
         upstream=Upstream.parse(upstream),
         obtain_for=lambda _e: lambda: IssuedToken(TOKEN, "DPoP", time.time(), time.time() + 3600),

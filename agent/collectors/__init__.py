@@ -93,6 +93,9 @@ class CollectionContext:
     interfaces: InterfaceLister = list_interfaces
     clock: Clock = field(default=lambda: datetime.now(UTC))
     local_offset: LocalOffset = system_local_offset
+    # set only by the envattest proxy for its own attestations: (listen URL, upstream URL).
+    # Never read from the environment, which the user controls.
+    proxied: tuple[str, str] | None = None
 
     @classmethod
     def for_this_machine(cls, project_dir: Path | None = None) -> CollectionContext:

@@ -1,10 +1,12 @@
 """Base URLs behind the agent's own loopback proxy: reported as the proxy's upstream.
 
-``envattest exec --via-proxy`` points a tool's base-URL variable at ``http://127.0.0.1:PORT/…``
-and marks the environment with ``ENVATTEST_PROXY_LISTEN`` and ``ENVATTEST_PROXY_UPSTREAM``.
-Where the traffic really goes is the upstream, so a variable that points at the proxy is
-reported as the upstream with source ``envattest-proxy``, never as ``localhost``. Like every
-signal, this is self-reported.
+``envattest exec --via-proxy`` points a tool's base-URL variable at ``http://127.0.0.1:PORT/…``.
+Where the traffic really goes is the upstream, so when the proxy attests for its tool, a
+variable that points at the proxy is reported as the upstream with source ``envattest-proxy``,
+never as ``localhost``. The proxy passes its listen and upstream URLs in the collection
+context itself (``CollectionContext.proxied``): environment variables naming a proxy are not
+believed, since anyone can set them to make a local relay look like the official upstream.
+Like every signal, this is self-reported.
 """
 
 from __future__ import annotations
@@ -17,19 +19,21 @@ from attest.catalog.values import BaseUrl
 
 SOURCE = "envattest-proxy"
 LISTEN_ENV = "ENVATTEST_PROXY_LISTEN"
-"""``http://127.0.0.1:PORT``: where this run's proxy listens."""
+"""Told to the tool (for its own use): ``http://127.0.0.1:PORT``, where the proxy listens."""
 UPSTREAM_ENV = "ENVATTEST_PROXY_UPSTREAM"
-"""The gateway URL the proxy forwards to."""
+"""Told to the tool (for its own use): the gateway URL the proxy forwards to."""
 
 
 def _listening(ctx: CollectionContext) -> set[tuple[str, int | None]]:
-    return {(d.host, d.port) for d in destinations(ctx.env.get(LISTEN_ENV, ""))}
+    if ctx.proxied is None:
+        return set()
+    return {(d.host, d.port) for d in destinations(ctx.proxied[0])}
 
 
 def points_at_proxy(ctx: CollectionContext, raw: str) -> bool:
-    """True when every client reading ``raw`` would connect to the proxy's host and port."""
+    """True when every client reading ``raw`` would connect to this process's proxy."""
     listen = _listening(ctx)
-    if not listen or UPSTREAM_ENV not in ctx.env:
+    if not listen:
         return False
     found = {(d.host, d.port) for d in destinations(raw)}
     return bool(found) and found <= listen
@@ -40,11 +44,9 @@ def proxied_base_urls(ctx: CollectionContext) -> Findings[BaseUrl]:
     the proxy runs without a tool); nothing when no proxy marks the environment."""
     from agent.collectors.codingtools import url_finding
 
-    if not _listening(ctx):
+    if ctx.proxied is None or not _listening(ctx):
         return Findings()
-    upstream = ctx.env.get(UPSTREAM_ENV)
-    if upstream is None:
-        return Findings()
+    upstream = ctx.proxied[1]
     providers = dict.fromkeys(
         provider
         for name, provider in BASE_URL_ENV.items()

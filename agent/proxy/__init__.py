@@ -6,7 +6,8 @@ DPoP-bound token, a fresh proof of possession signed by the enrolled key on ever
 
 Modules: ``secret`` (who may use it), ``rewrite`` (URLs and headers), ``credentials`` (token
 refresh, proofs), ``server`` (forwarding and streaming), ``running`` (the background thread),
-``device`` (this enrolled device), ``toolenv`` (per-tool base-URL variables).
+``device`` (this enrolled device), ``heldkey`` (a TPM session held between proofs),
+``toolenv`` (per-tool base-URL variables).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from dataclasses import replace
 from agent.collectors import CollectionContext
 from agent.home import AgentHome
 from agent.proxy.credentials import Clock, IssuedToken, ObtainToken
+from agent.proxy.heldkey import HeldKey
 from agent.proxy.rewrite import Upstream
 from agent.proxy.running import (
     BackgroundProxy,
@@ -58,14 +59,26 @@ def device_proxy(
 ) -> BackgroundProxy:
     """A proxy that attests as the tool's environment ``environ_for(endpoint)`` would be seen.
 
-    Hardware keys sign on a worker thread, one proof at a time.
+    Hardware keys sign on a worker thread, one proof at a time; a TPM key keeps its session
+    between proofs (``heldkey``).
     """
     from agent.client import ssl_context
 
-    serialized = SerializedKey(key)
+    serialized: KeyProvider = SerializedKey(key)
+    release: Callable[[], None] = lambda: None  # noqa: E731
+    if key.name is ProviderName.TPM2:
+        from attest.keys.tpm2 import Tpm2Key
+
+        if isinstance(key, Tpm2Key):
+            held = HeldKey(key, key.held_signer)
+            serialized, release = held, held.close
 
     def obtain_for(endpoint: ProxyEndpoint) -> ObtainToken:
-        seen = replace(context, env=dict(environ_for(endpoint)))
+        seen = replace(
+            context,
+            env=dict(environ_for(endpoint)),
+            proxied=(endpoint.listen_url, endpoint.upstream.url),
+        )
         return attesting_obtainer(home, serialized, seen)
 
     return BackgroundProxy(
@@ -77,4 +90,5 @@ def device_proxy(
         offload_signing=key.name is not ProviderName.SOFTWARE,
         report=report,
         refresh_fraction=refresh_fraction,
+        on_stop=release,
     )

@@ -129,8 +129,10 @@ class BackgroundProxy:
         clock: Clock = time.time,
         refresh_fraction: float | None = None,
         report: Callable[[str], None] = lambda _line: None,
+        on_stop: Callable[[], None] = lambda: None,
     ) -> None:
         self.upstream = upstream
+        self._on_stop = on_stop
         self.secret = secret or RunSecret.generate()
         self._obtain_for = obtain_for
         self._proof = proof
@@ -158,6 +160,7 @@ class BackgroundProxy:
             raise TimeoutError(f"the proxy did not start within {timeout:.0f} s")
         if self._failure is not None:
             self._thread.join()
+            self._on_stop()
             raise self._failure
         assert self._endpoint is not None  # set before ready without a failure
         return self._endpoint
@@ -169,6 +172,7 @@ class BackgroundProxy:
             loop.call_soon_threadsafe(stop.set)
         if self._thread.is_alive():
             self._thread.join(timeout=10)
+        self._on_stop()
 
     def _run(self) -> None:
         try:

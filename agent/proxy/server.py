@@ -78,10 +78,6 @@ class ProxyServer:
         self.credentials = credentials
         self.client = client
 
-    async def listen(self, port: int = 0) -> asyncio.Server:
-        """Listen on 127.0.0.1 only (``port`` 0: a free one)."""
-        return await asyncio.start_server(self.serve_connection, host="127.0.0.1", port=port)
-
     async def serve_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
@@ -102,7 +98,8 @@ class ProxyServer:
                 conn.start_next_cycle()
         except h11.RemoteProtocolError as exc:
             if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-                await self._refuse(conn, writer, ProxyRefusal(400, f"bad request: {exc}"))
+                bad_request = ProxyRefusal(400, f"envattest proxy: bad request: {exc}")
+                await self._refuse(conn, writer, bad_request)
         except (ConnectionError, h11.LocalProtocolError, httpx.HTTPError):
             pass  # the tool went away, or the gateway broke off mid-answer: close
         finally:

@@ -3,7 +3,8 @@
 Each tool reads its API endpoint from its own variable; ``--via-proxy`` sets it to the proxy's
 URL (which carries the per-run secret) and, where a tool refuses to start without an API key,
 a placeholder that the proxy drops. The variables ``ENVATTEST_PROXY_LISTEN`` and
-``ENVATTEST_PROXY_UPSTREAM`` let the base-URL collector report the upstream, not loopback.
+``ENVATTEST_PROXY_UPSTREAM`` tell the tool where it is; the base-URL collector does not believe
+them (anyone can set them): the proxy hands its endpoint to the collector in-process.
 """
 
 from __future__ import annotations

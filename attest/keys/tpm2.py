@@ -39,7 +39,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -452,16 +452,29 @@ class Tpm2Key:
 
     def sign(self, data: bytes) -> bytes:
         """ES256: SHA-256 on the host, one TPM2_Sign of the digest, raw ``r||s``."""
-        digest = hashes.Hash(hashes.SHA256())
-        digest.update(data)
         with _connect(self._tcti, "signing") as tpm:
-            t = tpm.t
             key, _ = self._load_children(tpm, ak=False, key=True)
-            scheme = t.TPMT_SIG_SCHEME(scheme=t.TPM2_ALG.NULL)
-            signature = tpm.esapi.sign(key, digest.finalize(), scheme, None)
-        r = int.from_bytes(bytes(signature.signature.ecdsa.signatureR), "big")
-        s = int.from_bytes(bytes(signature.signature.ecdsa.signatureS), "big")
-        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+            return _sign_loaded(tpm, key, data)
+
+    @contextlib.contextmanager
+    def held_signer(self) -> Iterator[Callable[[bytes], bytes]]:
+        """A signer that keeps one connection and the loaded key for many signatures.
+
+        ``sign`` connects, re-creates the SRK and loads the key each time, several TPM
+        commands per signature; a proxy that signs a proof per request holds them instead.
+        Use it from one thread, and briefly: a TPM without a resource manager serves one
+        connection at a time.
+        """
+        with _connect(self._tcti, "signing") as tpm:
+            key, _ = self._load_children(tpm, ak=False, key=True)
+
+            def sign(data: bytes) -> bytes:
+                try:
+                    return _sign_loaded(tpm, key, data)
+                except tpm.t.TSS2_Exception as exc:
+                    raise _explain(exc, "signing", self._tcti) from exc
+
+            yield sign
 
     def attestation(self, nonce: bytes) -> dict[str, Any]:
         """The ``tpm2`` statement: EK cert and public, AK, and TPM2_Certify over ``nonce``."""
@@ -510,6 +523,18 @@ class Tpm2Key:
                     f"attestation key ({exc}); enroll again from this machine"
                 ) from exc
         return bytes(answer)
+
+
+def _sign_loaded(tpm: _Tpm, key: Any, data: bytes) -> bytes:
+    """ES256 with a loaded key: SHA-256 on the host, one TPM2_Sign, raw ``r||s``."""
+    t = tpm.t
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(data)
+    scheme = t.TPMT_SIG_SCHEME(scheme=t.TPM2_ALG.NULL)
+    signature = tpm.esapi.sign(key, digest.finalize(), scheme, None)
+    r = int.from_bytes(bytes(signature.signature.ecdsa.signatureR), "big")
+    s = int.from_bytes(bytes(signature.signature.ecdsa.signatureS), "big")
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
 
 def _tpmt_public(tpm2b_public: bytes) -> bytes:

@@ -25,9 +25,10 @@ from attest.keys.software import SoftwareKey
 from tests.stubs.paced_sse import PacedSse, event_bytes, paced_sse
 
 TOKEN = "device.access.token"
+DPOP = "DPoP"
 
 
-def _fixed_token(token_type: str = "DPoP") -> Callable[[ProxyEndpoint], Callable[[], IssuedToken]]:
+def _fixed_token(token_type: str = DPOP) -> Callable[[ProxyEndpoint], Callable[[], IssuedToken]]:
     def obtain_for(_endpoint: ProxyEndpoint) -> Callable[[], IssuedToken]:
         return lambda: IssuedToken(TOKEN, token_type, time.time(), time.time() + 600)
 
@@ -40,7 +41,7 @@ def key(tmp_path_factory: pytest.TempPathFactory) -> SoftwareKey:
 
 
 @contextmanager
-def running(upstream: str, key: SoftwareKey, token_type: str = "DPoP") -> Iterator[ProxyEndpoint]:
+def running(upstream: str, key: SoftwareKey, token_type: str = DPOP) -> Iterator[ProxyEndpoint]:
     proxy = BackgroundProxy(
         upstream=Upstream.parse(upstream),
         obtain_for=_fixed_token(token_type),
@@ -312,3 +313,17 @@ def test_accepted_connections_have_nagle_off() -> None:
         return seen[0]
 
     assert asyncio.run(scenario()) != 0
+
+
+def test_a_malformed_request_gets_a_400_that_names_the_proxy(
+    endpoint: ProxyEndpoint, stub: PacedSse
+) -> None:
+    import socket
+
+    stub.requests.clear()
+    with socket.create_connection(("127.0.0.1", endpoint.port), timeout=10) as sock:
+        sock.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert b"envattest proxy: bad request" in answer
+    assert stub.requests == []

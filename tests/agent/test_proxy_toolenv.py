@@ -59,15 +59,23 @@ def test_tool_named_explicitly_wins_and_an_unknown_tool_says_what_to_pass() -> N
         wiring_for("my-wrapper.sh")
 
 
-def _context(env: dict[str, str], tmp_path: Path) -> CollectionContext:
-    return CollectionContext(env=env, home=tmp_path, project_dir=tmp_path)
+def _context(
+    env: dict[str, str], tmp_path: Path, *, proxied: tuple[str, str] | None = None
+) -> CollectionContext:
+    """What a collector sees; ``proxied`` is what the proxy process itself tells it."""
+    return CollectionContext(env=env, home=tmp_path, project_dir=tmp_path, proxied=proxied)
+
+
+IN_PROXY = (ENDPOINT.listen_url, ENDPOINT.upstream.url)
 
 
 def test_a_base_url_at_the_proxy_is_reported_as_the_upstream(tmp_path: Path) -> None:
     env = tool_environment(
         {"OPENAI_BASE_URL": "https://relay.example/v1"}, TOOLS["claude"], ENDPOINT
     )
-    reported = collect(_context(env, tmp_path), frozenset({BASEURL_ENV}))[BASEURL_ENV]
+    reported = collect(_context(env, tmp_path, proxied=IN_PROXY), frozenset({BASEURL_ENV}))[
+        BASEURL_ENV
+    ]
     assert reported == [
         {"source": "env:OPENAI_BASE_URL", "provider": "openai", "scheme": "https",
          "host": "relay.example", "port": None, "classification": "custom"},
@@ -77,29 +85,56 @@ def test_a_base_url_at_the_proxy_is_reported_as_the_upstream(tmp_path: Path) -> 
 
 
 def test_the_proxy_without_a_tool_reports_its_upstream_as_other(tmp_path: Path) -> None:
-    env = {
-        "ENVATTEST_PROXY_LISTEN": ENDPOINT.listen_url,
-        "ENVATTEST_PROXY_UPSTREAM": "https://api.anthropic.com",
-    }
-    reported = collect(_context(env, tmp_path), frozenset({BASEURL_ENV}))[BASEURL_ENV]
+    proxied = (ENDPOINT.listen_url, "https://api.anthropic.com")
+    reported = collect(_context({}, tmp_path, proxied=proxied), frozenset({BASEURL_ENV}))[
+        BASEURL_ENV
+    ]
     assert [(u["source"], u["provider"], u["classification"]) for u in reported] == [  # type: ignore[index]
         ("envattest-proxy", "other", "custom")
+    ]
+
+
+def test_proxy_markers_set_by_hand_are_not_believed(tmp_path: Path) -> None:
+    """A local relay dressed up with the proxy's variables stays what it is: localhost."""
+    env = {
+        "ENVATTEST_PROXY_LISTEN": "http://127.0.0.1:41000",
+        "ENVATTEST_PROXY_UPSTREAM": "https://api.anthropic.com",
+        "ANTHROPIC_BASE_URL": "http://127.0.0.1:41000/relay",
+    }
+    reported = collect(_context(env, tmp_path), frozenset({BASEURL_ENV}))[BASEURL_ENV]
+    assert [(u["source"], u["host"], u["classification"]) for u in reported] == [  # type: ignore[index]
+        ("env:ANTHROPIC_BASE_URL", "127.0.0.1", "localhost")
     ]
 
 
 def test_a_loopback_url_that_is_not_the_proxy_stays_localhost(tmp_path: Path) -> None:
     env = tool_environment({}, TOOLS["claude"], ENDPOINT)
     env["OPENAI_BASE_URL"] = "http://127.0.0.1:41001/v1"  # another port: a local relay
-    reported = collect(_context(env, tmp_path), frozenset({BASEURL_ENV}))[BASEURL_ENV]
+    reported = collect(_context(env, tmp_path, proxied=IN_PROXY), frozenset({BASEURL_ENV}))[
+        BASEURL_ENV
+    ]
     assert [(u["source"], u["classification"]) for u in reported] == [  # type: ignore[index]
         ("env:OPENAI_BASE_URL", "localhost"),
         ("envattest-proxy", "custom"),
     ]
 
 
-def test_without_the_upstream_marker_nothing_is_rewritten(tmp_path: Path) -> None:
+def test_outside_the_proxy_process_nothing_is_rewritten(tmp_path: Path) -> None:
     env = {"ENVATTEST_PROXY_LISTEN": ENDPOINT.listen_url, "ANTHROPIC_BASE_URL": BASE}
     reported = collect(_context(env, tmp_path), frozenset({BASEURL_ENV}))[BASEURL_ENV]
     assert [(u["source"], u["classification"]) for u in reported] == [  # type: ignore[index]
         ("env:ANTHROPIC_BASE_URL", "localhost")
     ]
+
+
+def test_a_value_some_client_reads_as_another_host_is_not_hidden_behind_the_proxy(
+    tmp_path: Path,
+) -> None:
+    env = tool_environment({}, TOOLS["claude"], ENDPOINT)
+    # Node (WHATWG) connects to relay.example; httpx to the proxy's 127.0.0.1:41000
+    env["ANTHROPIC_BASE_URL"] = "http://relay.example\\@127.0.0.1:41000/s3cret"
+    reported = collect(_context(env, tmp_path, proxied=IN_PROXY), frozenset({BASEURL_ENV}))[
+        BASEURL_ENV
+    ]
+    hosts = [(u["source"], u["host"]) for u in reported]  # type: ignore[index]
+    assert ("env:ANTHROPIC_BASE_URL", "relay.example") in hosts
