@@ -112,7 +112,9 @@ def test_metrics_on_their_own_address_with_deny_reasons_and_device_gauges(
     assert 'envattest_token_refusals_total{endpoint="authz",step="token"} 1.0' in text
     lines = [json.loads(x) for x in verifier.log_path.read_text().splitlines() if x.startswith("{")]
     decision = next(x for x in lines if x["logger"] == "envattest.decision")
-    assert decision["request_id"] == "rid-console-1"
+    request = next(x for x in lines if x["logger"] == "envattest.http" and x["status"] == 403)
+    assert request["request_id"] == "rid-console-1"
+    assert request["route"] == "/v1/attest"
     assert decision["device_id"] == device.device_id
     assert decision["decision"] == "deny"
     assert decision["reasons"] == ["required_fields"]
