@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from attest.b64 import b64url_decode  # noqa: E402
 from tests.servers import clean_env  # noqa: E402
 
 EVIDENCE = {"Content-Type": "application/eat+jwt"}
@@ -142,12 +143,16 @@ def enroll_agents(base_url: str, token: str, count: int, key_dir: Path) -> list[
         path = key_dir / f"agent-{index}.pem"
         key = SoftwareKey.create(path)
         with httpx.Client(base_url=base_url, timeout=30) as client:
+            nonce = client.post("/v1/enroll/challenge", json={"enrollment_token": token})
+            nonce.raise_for_status()
+            challenge = nonce.json()["nonce"]
             answer = client.post(
                 "/v1/enroll",
                 json={
                     "enrollment_token": token,
                     "public_jwk": key.public_jwk(),
-                    "key_attestation": {"format": "none"},
+                    "key_attestation": key.attestation(b64url_decode(challenge)),
+                    "nonce": challenge,
                 },
             )
         answer.raise_for_status()
@@ -389,6 +394,7 @@ def inprocess_pipeline(data_dir: Path, seconds: float) -> dict[str, float]:
     from attest.evidence import ConsentClaim, new_claims, sign_evidence
     from attest.keys.software import SoftwareKey
     from server.config import load_config
+    from server.enrollment import EnrolledDevice
     from server.runtime import build_runtime
     from tests.servers import run_server_cli
 
@@ -397,9 +403,15 @@ def inprocess_pipeline(data_dir: Path, seconds: float) -> dict[str, float]:
         ["enroll-token", "create", "--data-dir", str(data_dir), "--uses", "1"]
     ).strip()
     key = SoftwareKey.create(data_dir.parent / "inprocess-key.pem")
-    device_id = runtime.enrollment.enroll_without_proof(
-        enrollment_token=token, jwk=key.public_jwk(), key_attestation={"format": "none"}
-    ).device_id
+    challenge = runtime.enrollment.challenge(token).nonce
+    enrolled = runtime.enrollment.enroll(
+        enrollment_token=token,
+        jwk=key.public_jwk(),
+        statement=key.attestation(b64url_decode(challenge)),
+        nonce=challenge,
+    )
+    assert isinstance(enrolled, EnrolledDevice)
+    device_id = enrolled.device_id
     manifest = runtime.manifest
     fields = tuple(sorted(manifest.field_ids))
     signals: dict[str, object] = {str(r.field.id): r.field.example for r in manifest.fields}

@@ -10,6 +10,7 @@ from attest.manifest import FieldMode, render_manifest
 from attest.privatefile import ensure_private_dir, write_private_atomic
 from server.config import CONFIG_FILE, ServerConfig, load_config
 from server.errors import ConfigError
+from server.nonces import load_nonce_key
 from server.store.migrate import upgrade
 from server.store.sql import make_engine
 from server.tokens import KeyRing
@@ -97,6 +98,7 @@ def init_data_dir(
     write_private_atomic(data_dir / CONFIG_FILE, ("\n".join(lines) + "\n").encode())
     config = load_config(data_dir)
     KeyRing.create_key(config.keys_dir, now=int(time.time()))
+    load_nonce_key(config.keys_dir)
     write_private_atomic(config.manifest_path, default_manifest(f"envattest verifier {issuer}"))
     policy = DEFAULT_POLICY_TOML if policy_text is None else policy_text
     write_private_atomic(config.policy_path, policy.encode())

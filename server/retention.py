@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from attest.manifest import Manifest
+from server.nonces import purge_spent_nonces
 from server.store import AuditEvent, AuditRecord
 from server.store.sql import SqlStore
 
@@ -64,7 +65,7 @@ def purge_expired(
             break
         after = page[-1].seq
     # (2) expired nonces can never be spent again
-    nonces = 0 if dry_run else store.purge_nonces(before=now)
+    nonces = 0 if dry_run else purge_spent_nonces(store, now=now)
     report = PurgeReport(records_purged=purged, nonces_deleted=nonces, dry_run=dry_run)
     # (3) the purge itself is an audited admin action
     if not dry_run and (purged or audit_empty):

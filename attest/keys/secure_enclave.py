@@ -194,8 +194,10 @@ class SecureEnclaveKey:
             raise KeyProviderError("the helper's signature is not DER ECDSA") from exc
 
     def attestation(self, nonce: bytes) -> dict[str, Any]:
-        """No verifiable proof: self-reported."""
-        return {"format": "none"}
+        """No verifiable hardware proof (self-reported); the key signs the challenge."""
+        from attest.keyattest.none import build_none_statement
+
+        return build_none_statement(nonce=nonce, jwk=self.public_jwk(), signer=self.sign)
 
 
 __all__ = ["HELPER_NAME", "HelperTransport", "SecureEnclaveKey", "SubprocessHelper"]

@@ -196,8 +196,10 @@ class WindowsPcpKey:
         return signature
 
     def attestation(self, nonce: bytes) -> dict[str, Any]:
-        """No verifiable proof without TPM key attestation: self-reported."""
-        return {"format": "none"}
+        """No verifiable proof without TPM key attestation; the key signs the challenge."""
+        from attest.keyattest.none import build_none_statement
+
+        return build_none_statement(nonce=nonce, jwk=self.public_jwk(), signer=self.sign)
 
 
 class CngPcpBackend:

@@ -12,6 +12,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, text
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import update as sql_update
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import InterfaceError as SqlInterfaceError
 
@@ -21,6 +23,7 @@ from server.store import (
     AuditEvent,
     AuditRecord,
     DeviceRecord,
+    DuplicateKeyError,
     NonceOutcome,
     PendingEnrollment,
 )
@@ -39,10 +42,6 @@ AuditObserver = Callable[[AuditRecord], None]
 
 
 _READ_ONLY = "envattest_read_only"
-
-
-class DuplicateKeyError(Exception):
-    """A device with this key is already enrolled."""
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -155,27 +154,6 @@ class SqlStore:
         except (OperationalError, SqlInterfaceError) as exc:
             raise _unavailable(exc) from exc
 
-    @contextmanager
-    def _tx_relaxed(self) -> Iterator[Connection]:
-        """A write whose loss on power failure is harmless (a fresh nonce nobody used yet):
-        on SQLite it skips the fsync; the next durable commit flushes the WAL anyway."""
-        if self._postgres:
-            with self._tx() as conn:
-                yield conn
-            return
-        try:
-            with self.engine.connect() as conn:
-                raw = conn.connection.driver_connection
-                assert raw is not None
-                raw.execute("PRAGMA synchronous=NORMAL")
-                try:
-                    with conn.begin():
-                        yield conn
-                finally:
-                    raw.execute("PRAGMA synchronous=FULL")
-        except (OperationalError, SqlInterfaceError) as exc:
-            raise _unavailable(exc) from exc
-
     def _committed(self, record: AuditRecord) -> AuditRecord:
         if self._on_audit is not None:
             self._on_audit(record)
@@ -210,6 +188,17 @@ class SqlStore:
                 .values(uses_left=t.uses_left - 1)
             )
             return result.rowcount == 1
+
+    def enrollment_token_valid(self, token_sha256: str, *, now: int) -> bool:
+        """A read: the token exists, has uses left and is unexpired."""
+        t = enrollment_tokens.c
+        with self._read() as conn:
+            row = conn.execute(
+                select(t.token_sha256).where(
+                    t.token_sha256 == token_sha256, t.uses_left > 0, t.expires_at > now
+                )
+            ).first()
+        return row is not None
 
     # devices
 
@@ -277,50 +266,25 @@ class SqlStore:
 
     # nonces
 
-    def add_nonce(self, nonce: str, *, binding: str, expires_at: int) -> None:
-        """Store a fresh nonce (relaxed durability: losing an unused nonce only means the
-        agent asks again)."""
-        with self._tx_relaxed() as conn:
-            conn.execute(insert(nonces).values(nonce=nonce, binding=binding, expires_at=expires_at))
-
-    def consume_nonce(self, nonce: str, *, binding: str, now: int) -> NonceOutcome:
-        """Spend with one conditional UPDATE; on failure, look up why (for the audit log)."""
-        outcome, _ = self.settle_attestation(nonce, binding=binding, now=now, audit=None)
-        return outcome
-
-    def settle_attestation(
-        self, nonce: str, *, binding: str, now: int, audit: AuditEvent | None
+    def spend_nonce(
+        self, nonce: str, *, binding: str, expires_at: int, now: int, audit: AuditEvent | None
     ) -> tuple[NonceOutcome, AuditRecord | None]:
-        """Spend the nonce and append its audit record in one durable transaction: exactly
-        one caller ever gets CONSUMED, and every spent nonce has its record."""
-        n = nonces.c
+        """Insert the spent nonce and append its audit record in one durable transaction; the
+        primary key lets exactly one caller insert it (ON CONFLICT DO NOTHING on both
+        databases, so a PostgreSQL transaction is never aborted by the conflict)."""
+        dialect_insert = postgres_insert if self._postgres else sqlite_insert
+        statement = (
+            dialect_insert(nonces)
+            .values(nonce=nonce, binding=binding, expires_at=expires_at, consumed_at=now)
+            .on_conflict_do_nothing(index_elements=["nonce"])
+        )
         record = None
         with self._tx() as conn:
-            result = conn.execute(
-                sql_update(nonces)
-                .where(
-                    n.nonce == nonce,
-                    n.binding == binding,
-                    n.consumed_at.is_(None),
-                    n.expires_at > now,
-                )
-                .values(consumed_at=now)
-            )
-            if result.rowcount == 1:
-                if audit is not None:
-                    record = self._append(conn, audit)
-                row = None
-            else:
-                row = conn.execute(select(nonces).where(n.nonce == nonce)).first()
-                if row is None:
-                    return NonceOutcome.UNKNOWN, None
-        if row is None:
-            return NonceOutcome.CONSUMED, None if record is None else self._committed(record)
-        if row.binding != binding:
-            return NonceOutcome.WRONG_DEVICE, None
-        if row.consumed_at is not None:
-            return NonceOutcome.ALREADY_USED, None
-        return NonceOutcome.EXPIRED, None
+            if conn.execute(statement).rowcount != 1:
+                return NonceOutcome.ALREADY_USED, None
+            if audit is not None:
+                record = self._append(conn, audit)
+        return NonceOutcome.CONSUMED, None if record is None else self._committed(record)
 
     def purge_nonces(self, *, before: int) -> int:
         """Delete nonces expired before ``before``; spent ones can go too, as their
