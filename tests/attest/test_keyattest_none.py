@@ -138,3 +138,14 @@ def test_a_tampered_signature(key: SoftwareKey) -> None:
     statement["proof"] = f"{head}.{body}.{flipped}"
     with pytest.raises(KeyAttestationError, match="not signed"):
         check(statement, key)
+
+
+def test_the_size_bound_is_inclusive(key: SoftwareKey, monkeypatch: pytest.MonkeyPatch) -> None:
+    import attest.keyattest.none as none_format
+
+    statement = proof(key)
+    monkeypatch.setattr(none_format, "MAX_PROOF_CHARS", len(statement["proof"]))
+    assert check(statement, key).key_class is KeyClass.SOFTWARE
+    monkeypatch.setattr(none_format, "MAX_PROOF_CHARS", len(statement["proof"]) - 1)
+    with pytest.raises(KeyAttestationError, match="compact JWS string"):
+        check(statement, key)

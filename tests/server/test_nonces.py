@@ -144,3 +144,22 @@ def test_a_damaged_nonce_key_says_what_to_do(tmp_path: Path) -> None:
 def test_an_unwritable_keys_dir_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="envattest-server init"):
         load_nonce_key(tmp_path / "missing")
+
+
+def test_the_nonce_format_is_fixed() -> None:
+    # expires_at (big-endian u32) || random (12) || HMAC-SHA256(key, binding || 0 || head)[:16]:
+    # replicas of different versions must agree on it
+    import hashlib
+    import hmac
+
+    issuer = ChallengeNonces(KEY, MemoryStore(), randomness=lambda n: b"\x07" * n)
+    head = (NOW + 60).to_bytes(4, "big") + b"\x07" * 12
+    mac = hmac.new(KEY, DEVICE.encode() + b"\x00" + head, hashlib.sha256).digest()[:16]
+    assert issuer.issue(DEVICE, now=NOW, ttl_s=60).nonce == b64url_encode(head + mac)
+
+
+def test_expiries_past_2038_work() -> None:
+    late = 2**31 + 1_000
+    issuer = nonces()
+    nonce = issuer.issue(DEVICE, now=late, ttl_s=60).nonce
+    assert issuer.spend(nonce, binding=DEVICE, now=late + 59)[0] is NonceOutcome.CONSUMED
