@@ -88,7 +88,14 @@ def _ask_consent(
             "consent needed: run interactively, or pass --accept-manifest "
             f"{manifest.sha256} to agree to exactly the manifest shown above"
         )
-    answer = input("Send these fields to the verifier? Type 'yes' to agree: ").strip().lower()
+    try:
+        answer = input("Send these fields to the verifier? Type 'yes' to agree: ")
+    except EOFError:
+        raise ConsentRequiredError(
+            "no answer (end of input): consent not given, nothing was enrolled or sent; run "
+            f"again and type 'yes', or pass --accept-manifest {manifest.sha256}"
+        ) from None
+    answer = answer.strip().lower()
     if answer not in ("y", "yes"):
         raise ConsentRequiredError("consent declined: nothing was enrolled or sent")
 
@@ -253,8 +260,9 @@ def _cmd_attest(args: argparse.Namespace) -> int:
 
 
 def _token(args: argparse.Namespace) -> str:
-    """A valid access token: the cached one (stdlib only), else a fresh attestation."""
-    from agent.tokencache import cached_token
+    """A valid access token: the cached one if the verifier still accepts it (stdlib only),
+    else a fresh attestation. A device the verifier refused fails fast, saying how to recover."""
+    from agent.tokencache import cached_token, inactive_notice, verifier_token_status
 
     if args.home:
         root = Path(args.home).expanduser()
@@ -262,7 +270,23 @@ def _token(args: argparse.Namespace) -> str:
         root = Path(os.environ["ENVATTEST_HOME"]).expanduser()
     else:
         root = _home(args).root
+    notice = inactive_notice(root)
+    if notice is not None:
+        from agent.errors import DeviceInactiveError
+
+        raise DeviceInactiveError(notice)
     token = cached_token(root / "token.json")
+    if token is not None:
+        status = verifier_token_status(root, token)
+        if status.state == "device-inactive":
+            from agent.errors import DeviceInactiveError
+            from agent.home import AgentHome
+
+            inactive = DeviceInactiveError(status.detail)
+            AgentHome(root).mark_inactive(str(inactive), at=int(time.time()))
+            raise inactive
+        if status.state == "refresh":
+            token = None
     if token is None:
         from agent.home import AgentHome
 
@@ -332,6 +356,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
             "fields": list(consent.fields),
             "revoked": not consent.active,
         },
+        "device_inactive_since": home.inactive_since(),
         "token_expires_at": expires_at,
         "token_valid_for_s": max(0, int(expires_at - time.time())) if expires_at else 0,
     }
@@ -350,6 +375,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(f"consent:     {state}, manifest {consent.manifest_sha256[:16]}...")
     left = status["token_valid_for_s"]
     print(f"token:       {'valid for ' + str(left) + ' s' if left else 'none cached'}")
+    if status["device_inactive_since"] is not None:
+        from agent.errors import DeviceInactiveError
+
+        print(f"DEVICE:      refused by the verifier: {DeviceInactiveError()}")
+        return EXIT_ERROR
     return 0
 
 
@@ -402,8 +432,14 @@ def _cmd_forget(args: argparse.Namespace) -> int:
             f"the verifier revoked {doc.get('device_id')} and erased "
             f"{doc.get('erased_records')} records of its signal history"
         )
-    wipe_local_state(home)
-    print(f"local state removed ({home.root})")
+    kept = wipe_local_state(home)
+    if kept:
+        print(
+            f"envattest's own files removed; {home.root} was left in place because it holds "
+            f"files envattest did not create: {', '.join(kept)}"
+        )
+    else:
+        print(f"local state removed ({home.root})")
     return 0
 
 
@@ -540,9 +576,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
+        sys.stdout.flush()
     except KeyboardInterrupt:
         print("envattest: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (``envattest log | head``): nothing more to say to it
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_ERROR
     except Exception as exc:
         return _exit_code_for(exc)
     return code
@@ -557,6 +599,14 @@ def _exit_code_for(exc: Exception) -> int:
     from agent.execwrap import CommandError
     from attest.errors import AttestError
 
+    if isinstance(exc, OSError) and not isinstance(exc, AgentError | AttestError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(
+            f"envattest: {exc.strerror or exc}{where}; check that the directory is writable "
+            "and the disk has space (--home DIR chooses another state directory)",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     if not isinstance(exc, AgentError | AttestError):
         raise exc
     print(f"envattest: {exc}", file=sys.stderr)

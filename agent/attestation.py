@@ -14,7 +14,7 @@ from typing import Any
 from agent.client import Granted, VerifierClient
 from agent.collectors import CollectionContext, collect_signals
 from agent.consent import require_consent
-from agent.errors import AccessDeniedError, ConsentRequiredError
+from agent.errors import AccessDeniedError, ConsentRequiredError, DeviceInactiveError
 from agent.home import AgentHome, ConsentRecord
 from attest.evidence import ConsentClaim, EvidenceClaims, new_claims, sign_evidence
 from attest.keys import KeyProvider
@@ -71,7 +71,11 @@ def attest_once(
     """Run one attestation; caches the token on allow, drops it on refusal."""
     enrollment = home.enrollment()
     consent = require_consent(home.consent())
-    nonce = client.challenge(enrollment.device_id)
+    try:
+        nonce = client.challenge(enrollment.device_id)
+    except DeviceInactiveError as exc:
+        home.mark_inactive(str(exc), at=int(clock()))
+        raise
     claims = build_claims(
         device_id=enrollment.device_id, consent=consent, ctx=ctx, nonce=nonce, now=int(clock())
     )

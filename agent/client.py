@@ -15,6 +15,7 @@ import httpx
 from agent.errors import (
     AccessDeniedError,
     ConsentRequiredError,
+    DeviceInactiveError,
     EnrollmentError,
     ProtocolError,
     ServerUnreachableError,
@@ -81,9 +82,16 @@ class VerifierClient:
         verify: ssl.SSLContext | bool = (
             ssl_context(ca_file) if self.base_url.startswith("https://") else True
         )
-        self._http = httpx.Client(
-            base_url=self.base_url, timeout=TIMEOUT_S, verify=verify, transport=transport
-        )
+        try:
+            self._http = httpx.Client(
+                base_url=self.base_url, timeout=TIMEOUT_S, verify=verify, transport=transport
+            )
+        except (ValueError, ImportError) as exc:  # a proxy variable httpx cannot use
+            raise ServerUnreachableError(
+                f"the proxy settings in this environment cannot be used ({exc}); use an "
+                "http://, https://, socks5:// or socks5h:// proxy in HTTPS_PROXY/ALL_PROXY, "
+                "or add the verifier's host to NO_PROXY"
+            ) from exc
 
     def close(self) -> None:
         """Close connections."""
@@ -114,11 +122,15 @@ class VerifierClient:
             return {}
         return doc if isinstance(doc, dict) else {}
 
+    @classmethod
+    def _slug(cls, response: httpx.Response) -> str:
+        return str(cls._problem(response).get("type", "")).rsplit(":", 1)[-1]
+
     def _raise_for_problem(self, response: httpx.Response, *, during: str) -> None:
         if response.is_success:
             return
         problem = self._problem(response)
-        slug = str(problem.get("type", "")).rsplit(":", 1)[-1]
+        slug = self._slug(response)
         detail = str(problem.get("detail") or response.reason_phrase)
         if slug == "consent-required":
             raise ConsentRequiredError(detail)
@@ -182,11 +194,12 @@ class VerifierClient:
         return self._json(self._send("POST", path, json=body), during=during)
 
     def challenge(self, device_id: str) -> str:
-        """POST /v1/challenge: a fresh nonce."""
-        doc = self._json(
-            self._send("POST", "/v1/challenge", json={"device_id": device_id}),
-            during="requesting a challenge",
-        )
+        """POST /v1/challenge: a fresh nonce; DeviceInactiveError if the device is refused."""
+        response = self._send("POST", "/v1/challenge", json={"device_id": device_id})
+        if response.status_code == 401 and self._slug(response) == "attestation-rejected":
+            # only an enrolled, active device gets a challenge (DESIGN: challenge)
+            raise DeviceInactiveError()
+        doc = self._json(response, during="requesting a challenge")
         nonce = doc.get("nonce")
         if not isinstance(nonce, str):
             raise ProtocolError("the verifier's challenge has no nonce")

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from agent.client import VerifierClient, tls_trust_failure
-from agent.errors import AgentError, ServerUnreachableError
+from agent.errors import AgentError, DeviceInactiveError, ServerUnreachableError
 from agent.home import AgentHome, Enrollment
-from agent.tokencache import MIN_REMAINING_S
+from agent.tokencache import MIN_REMAINING_S, cached_token, verifier_token_status
 from attest.errors import AttestError
 
 if TYPE_CHECKING:
@@ -242,10 +242,23 @@ class _Doctor:
         key: KeyProvider | None,
         consented: bool,
     ) -> None:
-        left = _cached_seconds_left(self.home.token_path, self.clock())
-        if left > MIN_REMAINING_S:
-            self.add("token", "PASS", f"cached token valid for {int(left)} s")
+        if self.home.inactive_since() is not None:
+            inactive = DeviceInactiveError()
+            self.add("token", "FAIL", _what(inactive), _fix_from(inactive))
             return
+        left = _cached_seconds_left(self.home.token_path, self.clock())
+        cached = cached_token(self.home.token_path, now=self.clock())
+        if left > MIN_REMAINING_S and cached is not None:
+            status = verifier_token_status(self.home.root, cached)
+            if status.state == "device-inactive":
+                inactive = DeviceInactiveError(status.detail)
+                self.home.mark_inactive(str(inactive), at=int(self.clock()))
+                self.add("token", "FAIL", _what(inactive), _fix_from(inactive))
+                return
+            if status.state != "refresh":
+                seen = "confirmed by the verifier" if status.state == "active" else "not checked"
+                self.add("token", "PASS", f"cached token valid for {int(left)} s ({seen})")
+                return
         if client is None or key is None or not consented:
             self.add(
                 "token",
@@ -268,6 +281,10 @@ class _Doctor:
                 now=int(self.clock()),
             )
             sign_evidence(claims, key.sign)
+        except DeviceInactiveError as exc:
+            self.home.mark_inactive(str(exc), at=int(self.clock()))
+            self.add("token", "FAIL", _what(exc), _fix_from(exc))
+            return
         except (AgentError, AttestError) as exc:
             self.add(
                 "token",

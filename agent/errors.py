@@ -5,6 +5,7 @@ AgentError
 ├── ServerUnreachableError the verifier cannot be reached (network, TLS, proxy)
 ├── ProtocolError          the verifier answered something the agent cannot use
 ├── EnrollmentError        the verifier refused enrollment
+├── DeviceInactiveError    the verifier no longer accepts this device (revoked or erased)
 ├── ConsentRequiredError   consent missing, revoked or stale
 ├── AccessDeniedError      the verifier's policy denied access (carries the reasons)
 └── StateError             local state is unreadable or cannot be written
@@ -31,6 +32,24 @@ class ProtocolError(AgentError):
 
 class EnrollmentError(AgentError):
     """Enrollment was refused."""
+
+
+RECOVER_ENROLLMENT = (
+    "to enroll again, get a new enrollment token from your administrator, then run "
+    "'envattest forget --local' and 'envattest init --server URL --enroll-token TOKEN'"
+)
+
+
+class DeviceInactiveError(AgentError):
+    """The verifier revoked or erased this device; the message says how to enroll again."""
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(
+            detail
+            or "the verifier no longer accepts this device (revoked by an administrator, or "
+            "erased with 'envattest forget'); "
+            + RECOVER_ENROLLMENT
+        )
 
 
 class ConsentRequiredError(AgentError):

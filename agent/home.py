@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import NotEnrolledError, StateError
+from agent.tokencache import INACTIVE_FILE
 from attest.privatefile import append_private_line, ensure_private_dir, write_private_atomic
 
 HOME_ENV = "ENVATTEST_HOME"
@@ -96,6 +97,21 @@ class AgentHome:
         """Append-only record of every submission."""
         return self.root / "submissions.jsonl"
 
+    def owned_paths(self) -> list[Path]:
+        """Every file or directory the agent creates in its home (``forget`` removes these)."""
+        from agent.devicekey import SE_KEY_FILE
+
+        return [
+            self.enrollment_path,
+            self.consent_path,
+            self.key_path,
+            self.root / SE_KEY_FILE,
+            self.tpm_dir,
+            self.token_path,
+            self.log_path,
+            self.inactive_path,
+        ]
+
     def ensure(self) -> None:
         """Create the directory, owner-only."""
         ensure_private_dir(self.root)
@@ -162,6 +178,21 @@ class AgentHome:
     def drop_token(self) -> None:
         """Forget the cached token."""
         self.token_path.unlink(missing_ok=True)
+
+    @property
+    def inactive_path(self) -> Path:
+        """Written when the verifier stops accepting this device."""
+        return self.root / INACTIVE_FILE
+
+    def mark_inactive(self, detail: str, *, at: int) -> None:
+        """Remember that the verifier refused this device, and drop its cached token."""
+        self.drop_token()
+        self._write_json(self.inactive_path, {"at": at, "detail": detail})
+
+    def inactive_since(self) -> int | None:
+        """When the verifier was found to refuse this device, if it was."""
+        doc = self._read_json(self.inactive_path)
+        return None if doc is None else int(doc.get("at", 0))
 
     def append_log(self, entry: dict[str, Any]) -> None:
         """Append one submission record."""

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -39,10 +39,35 @@ def device_request(
     return client.json_answer(response, during=action.value)
 
 
-def wipe_local_state(home: AgentHome) -> None:
-    """Delete the agent's whole state directory (key, consent, token, log)."""
-    if home.root.exists():
-        shutil.rmtree(home.root)
+def wipe_local_state(home: AgentHome) -> list[str]:
+    """Delete the files the agent created (key, consent, token, log) and, if nothing else is
+    left, the directory. Returns the names of what was left because the agent did not make it:
+    ``--home`` may point at a directory that holds other things."""
+    if not home.root.is_dir():
+        return []
+    for path in home.owned_paths():
+        if path.is_dir() and not path.is_symlink():
+            _remove_owned_dir(path)
+        else:
+            path.unlink(missing_ok=True)
+    for leftover in home.root.glob(".*.*"):  # interrupted atomic writes: .NAME.RANDOM
+        if leftover.is_file() and any(
+            leftover.name.startswith(f".{p.name}.") for p in home.owned_paths()
+        ):
+            leftover.unlink(missing_ok=True)
+    kept = sorted(p.name for p in home.root.iterdir())
+    if not kept:
+        home.root.rmdir()
+    return kept
+
+
+def _remove_owned_dir(directory: Path) -> None:
+    """Remove a directory the agent made (TPM blobs), but never files it did not make."""
+    for child in directory.iterdir():
+        if child.is_file() and child.suffix in (".json", ".pem", ".bin", ".priv", ".pub"):
+            child.unlink()
+    if not any(directory.iterdir()):
+        directory.rmdir()
 
 
 def summarize_whoami(doc: dict[str, Any]) -> list[str]:

@@ -170,6 +170,19 @@ def _cmd_gateway_credential(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_gateway_credential_list(args: argparse.Namespace) -> int:
+    for cred in _admin(args).gateway_credentials():
+        state = "active" if cred.revoked_at is None else f"revoked {iso(cred.revoked_at)}"
+        print(f"{cred.credential_id}  {cred.name}  created {iso(cred.created_at)}  {state}")
+    return 0
+
+
+def _cmd_gateway_credential_revoke(args: argparse.Namespace) -> int:
+    _admin(args).revoke_gateway_credential(args.credential_id)
+    print(f"revoked {args.credential_id}; introspection refuses it from now on")
+    return 0
+
+
 # retention
 
 
@@ -291,6 +304,13 @@ def add_commands(sub: _Sub, data_dir: Callable[[argparse.ArgumentParser], None])
     data_dir(c)
     c.add_argument("--name", default="gateway", help="a label for the audit log")
     c.set_defaults(func=_cmd_gateway_credential)
+    c = gsub.add_parser("list", help="every credential: id, name, created, state")
+    data_dir(c)
+    c.set_defaults(func=_cmd_gateway_credential_list)
+    c = gsub.add_parser("revoke", help="revoke one; refused at once on every replica")
+    data_dir(c)
+    c.add_argument("credential_id", help="the gw_... id from 'gateway-credential list'")
+    c.set_defaults(func=_cmd_gateway_credential_revoke)
 
     p = sub.add_parser("purge", help="apply the manifest's retention; delete expired nonces")
     data_dir(p)

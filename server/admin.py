@@ -14,10 +14,14 @@ from typing import Any
 
 from server.audit import VerifiedChain, verify_chain
 from server.config import ServerConfig, load_config
-from server.credentials import new_gateway_credential
+from server.credentials import (
+    list_gateway_credentials,
+    new_gateway_credential,
+    revoke_gateway_credential,
+)
 from server.errors import ConfigError, ServerError
 from server.store import AuditEvent, AuditRecord, DeviceRecord
-from server.store.sql import SqlStore, make_engine
+from server.store.sql import GatewayCredentialRecord, SqlStore, make_engine
 from server.tokens import KeyRing, RotatedKeys
 
 DECISIONS = ("allow", "deny", "reject")
@@ -165,6 +169,23 @@ class Admin:
             ),
         )
         return made.presented
+
+    def gateway_credentials(self) -> list[GatewayCredentialRecord]:
+        """Every gateway credential (ids, names, states; never secrets)."""
+        return list_gateway_credentials(self.store)
+
+    def revoke_gateway_credential(self, credential_id: str) -> None:
+        """Revoke one credential: introspection refuses it at once on every replica."""
+        if not revoke_gateway_credential(self.store, credential_id, now=self.now()):
+            raise ServerError(
+                f"no active gateway credential {credential_id!r}: "
+                "see 'envattest-server gateway-credential list'"
+            )
+        self.store.append_audit(
+            AuditEvent(
+                "admin.gateway-credential.revoke", None, None, {"credential_id": credential_id}
+            )
+        )
 
 
 def open_admin(data_dir: Path, *, clock: Callable[[], float] = time.time) -> Admin:

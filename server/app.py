@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from attest import __version__
-from server.api import device, operations, protocol, relying
+from server.api import device, operations, protocol, relying, tokenstatus
 from server.errors import BadRequestError, ProblemError
 from server.limits import BodyLimitMiddleware
 from server.metrics import RequestMetricsMiddleware
@@ -68,7 +68,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     _install_error_handlers(app)
     paths: set[str] = set()
-    for module in (protocol, device, relying, operations):
+    for module in (protocol, device, relying, tokenstatus, operations):
         api = module.router(runtime)
         paths.update(str(getattr(route, "path", "")) for route in api.routes)
         app.include_router(api)

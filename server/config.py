@@ -29,6 +29,11 @@ class ServerConfig:
     rate_limit_per_minute: int = 600  # per client IP, per replica; 0 disables
     device_rate_limit_per_minute: int = 120  # per device (challenge + attest); 0 disables
     authz_audience: str = ""  # when set, /v1/authz and /v1/introspect require this aud
+    authz_external_url: str = ""  # the gateway's external base URL: DPoP htu = this + path
+    dpop_max_age_s: int = 60  # a DPoP proof is accepted this long after its iat
+    dpop_nonce_ttl_s: int = 0  # > 0: proofs must carry a server nonce rotated this often
+    token_check: str = "standard"  # noqa: S105 - "strict": a token's jti must match an audited allow
+    usage_flush_s: int = 10  # forward-auth usage is written to the database this often
 
     @property
     def manifest_path(self) -> Path:

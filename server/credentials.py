@@ -12,9 +12,13 @@ import binascii
 import hashlib
 import hmac
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from sqlalchemy import select, update
+
 from server.errors import UnauthorizedError
+from server.store.schema import gateway_credentials
 from server.store.sql import GatewayCredentialRecord, SqlStore
 
 CREDENTIAL_PREFIX = "gw_"
@@ -62,8 +66,14 @@ def _parse_authorization(header: str) -> tuple[str, str] | None:
     return (credential_id, secret) if sep and credential_id and secret else None
 
 
-def authenticate_gateway(store: SqlStore, authorization: str | None) -> GatewayCredentialRecord:
-    """The credential named by an Authorization header, or UnauthorizedError (401)."""
+CredentialLookup = Callable[[str], Awaitable[GatewayCredentialRecord | None]]
+
+
+async def authenticate_gateway(
+    lookup: CredentialLookup, authorization: str | None
+) -> GatewayCredentialRecord:
+    """The credential named by an Authorization header, or UnauthorizedError (401).
+    ``lookup`` is the row cache, so a revoked credential is refused at once."""
 
     def refuse(why: str) -> UnauthorizedError:
         return UnauthorizedError(
@@ -74,7 +84,7 @@ def authenticate_gateway(store: SqlStore, authorization: str | None) -> GatewayC
     if parsed is None:
         raise refuse("missing or malformed gateway credential")
     credential_id, secret = parsed
-    record = store.get_gateway_credential(credential_id)
+    record = await lookup(credential_id) if len(credential_id) <= 64 else None
     # compare even for unknown ids, so timing does not tell which ids exist
     expected = record.secret_sha256 if record is not None else "0" * 64
     if not hmac.compare_digest(expected, secret_sha256(secret)) or record is None:
@@ -82,3 +92,29 @@ def authenticate_gateway(store: SqlStore, authorization: str | None) -> GatewayC
     if record.revoked_at is not None:
         raise refuse("revoked gateway credential")
     return record
+
+
+def list_gateway_credentials(store: SqlStore) -> list[GatewayCredentialRecord]:
+    """Every credential, oldest first (secrets are stored by hash only)."""
+    g = gateway_credentials.c
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(gateway_credentials).order_by(g.created_at, g.credential_id))
+        return [
+            GatewayCredentialRecord(
+                r.credential_id, r.name, r.secret_sha256, r.created_at, r.revoked_at
+            )
+            for r in rows
+        ]
+
+
+def revoke_gateway_credential(store: SqlStore, credential_id: str, *, now: int) -> bool:
+    """Mark a credential revoked; False if unknown or already revoked. Takes effect at once
+    on every replica (the revocation epoch moves with the row)."""
+    g = gateway_credentials.c
+    with store.engine.begin() as conn:
+        result = conn.execute(
+            update(gateway_credentials)
+            .where(g.credential_id == credential_id, g.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        return result.rowcount == 1

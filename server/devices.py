@@ -15,6 +15,7 @@ from server.errors import UnauthorizedError
 from server.nonces import ChallengeNonces
 from server.store import AuditEvent, DeviceRecord, NonceOutcome
 from server.store.sql import SqlStore
+from server.usage.store import device_usage
 from server.verifier import device_binding
 
 _UNAUTHORIZED = "the device request was not accepted; run the command again"
@@ -63,6 +64,8 @@ class DeviceService:
             "jkt": device.jkt,
             "enrolled_at": device.enrolled_at,
             "revoked_at": device.revoked_at,
+            # verifier-observed: what forward auth saw of this device's tokens (last flush)
+            "usage": device_usage(self.store.engine, device.device_id),
             "records": [
                 {
                     "seq": r.seq,

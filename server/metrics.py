@@ -51,6 +51,10 @@ class Metrics:
             "envattest_token_checks", "Introspection and forward-auth checks by result",
             ["endpoint", "result"], registry=r,
         )  # fmt: skip
+        self.token_refusals = Counter(
+            "envattest_token_refusals", "Forward-auth and introspection refusals by check step",
+            ["endpoint", "step"], registry=r,
+        )  # fmt: skip
         self.rate_limited = Counter(
             "envattest_rate_limited", "Requests refused with 429, by limit", ["limit"], registry=r
         )

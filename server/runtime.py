@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from attest.errors import AttestError
 from attest.manifest import Manifest, parse_manifest
+from server.access.service import AccessService
 from server.config import ServerConfig
 from server.devices import DeviceService
 from server.enrollment import Enrollment, load_tpm_trust_store
@@ -22,6 +23,7 @@ from server.store import AuditEvent
 from server.store.migrate import current_revision, head_revision
 from server.store.sql import SqlStore, make_engine
 from server.tokens import KeyRingFile, TokenIssuer
+from server.usage.fields import observed_retention_days
 from server.verifier import Verifier
 
 log = logging.getLogger("envattest.server")
@@ -68,6 +70,7 @@ class Runtime:
     metrics: Metrics
     ip_limiter: TokenBucketLimiter
     device_limiter: TokenBucketLimiter
+    access: AccessService
 
     @property
     def manifest(self) -> Manifest:
@@ -167,4 +170,12 @@ def build_runtime(config: ServerConfig, *, clock: Callable[[], float] = time.tim
         metrics=metrics,
         ip_limiter=TokenBucketLimiter(config.rate_limit_per_minute),
         device_limiter=TokenBucketLimiter(config.device_rate_limit_per_minute),
+        access=AccessService(
+            config,
+            store=store,
+            issuer=issuer,
+            policy=lambda: live.policy,
+            usage_retention_days=lambda: observed_retention_days(live.manifest),
+            clock=clock,
+        ),
     )

@@ -26,6 +26,19 @@ from attest.privatefile import ensure_private_dir, write_private_atomic
 from server.errors import ConfigError
 
 TOKEN_TYP = "at+jwt"  # noqa: S105 (a media type, not a secret)
+BEARER = "bearer"
+DPOP = "dpop"
+
+
+def assurance(binding: str) -> dict[str, str]:
+    """What the token's holder has proven and what is only reported or observed (DESIGN:
+    what each party can prove); relying parties read it from the token or introspection."""
+    return {
+        "key_class": "proven-at-enrollment",
+        "possession": "proven-per-request-dpop" if binding == DPOP else "not-proven-bearer",
+        "environment": "self-reported-by-agent",
+        "usage": "observed-by-verifier",
+    }
 
 
 @dataclass(frozen=True)
@@ -231,8 +244,10 @@ class TokenIssuer:
         ttl_s: int,
         policy_version: str,
         jti: str | None = None,
+        binding: str = BEARER,
     ) -> IssuedToken:
-        """A signed JWT with the DESIGN claims."""
+        """A signed JWT with the DESIGN claims; ``binding`` ``dpop`` makes every use need a
+        proof by the key ``cnf.jkt`` names (RFC 9449)."""
         now = int(self._clock())
         claims = {
             "iss": self.issuer,
@@ -245,6 +260,8 @@ class TokenIssuer:
             "cnf": {"jkt": jkt},
             "key_class": key_class,
             "policy_version": policy_version,
+            "binding": binding,
+            "assurance": assurance(binding),
         }
         key = self.ring.active
         token = jwt.encode(
@@ -272,6 +289,11 @@ class TokenIssuer:
             leeway=0,
         )
         return claims
+
+
+def token_type(claims: dict[str, Any]) -> str:
+    """``DPoP`` for a token bound to proofs by the device key, else ``Bearer`` (RFC 9449 5)."""
+    return "DPoP" if claims.get("binding") == DPOP else "Bearer"
 
 
 def new_jti() -> str:

@@ -157,6 +157,7 @@ class Verifier:
                 signals=claims.signals,
                 consented=frozenset(claims.consent.fields),
                 required=required,
+                iat=claims.iat,
             )
         )
         # (10) nonce spent and audit record committed together, before any token exists
@@ -184,6 +185,7 @@ class Verifier:
             ttl_s=decision.token.ttl_s,
             policy_version=decision.policy_version,
             jti=jti,
+            binding=decision.token.binding.value,
         )
         return AttestationOutcome(decision, token, device, record.seq)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from agent.collectors import CollectionContext
 from agent.collectors.codingtools import find_all, url_finding
-from agent.collectors.findings import Findings
+from agent.collectors.findings import Findings, baseurl_errors
 from agent.collectors.providers import BASE_URL_ENV
 from attest.catalog import FieldId
 from attest.catalog.values import BaseUrl
@@ -29,13 +29,16 @@ def env_base_urls(ctx: CollectionContext) -> Findings[BaseUrl]:
 
 def collect(ctx: CollectionContext, wanted: frozenset[FieldId]) -> dict[FieldId, object]:
     """The base-URL family. ``baseurl.errors`` covers the sources read for the other wanted
-    fields; asked for alone, it covers them all."""
+    fields, each entry naming the field its source feeds; asked for alone, it covers them all."""
     sources = wanted - {ERRORS} or frozenset({ENV, TOOLS})
     env = env_base_urls(ctx) if ENV in sources else Findings[BaseUrl]()
     tools = find_all(ctx) if TOOLS in sources else Findings[BaseUrl]()
     values: dict[FieldId, object] = {
         ENV: list(env.found),
         TOOLS: list(tools.found),
-        ERRORS: [*env.errors, *tools.errors],
+        ERRORS: [
+            *baseurl_errors("baseurl.env", env.errors),
+            *baseurl_errors("baseurl.tools", tools.errors),
+        ],
     }
     return {k: v for k, v in values.items() if k in wanted}

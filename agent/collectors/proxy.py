@@ -11,12 +11,12 @@ from __future__ import annotations
 import re
 
 from agent.collectors import CollectionContext
-from agent.collectors.findings import Findings
+from agent.collectors.findings import Findings, proxy_errors
 from agent.collectors.osproxy import OsProxySettings, OsWant, read_os_proxy
 from agent.collectors.toolproxies import PROXY_ENV_NAMES, endpoint_finding, find_tool_proxies
 from agent.collectors.tunnels import find_tunnels
 from attest.catalog import FieldId
-from attest.catalog.values import ProxyEndpoint
+from attest.catalog.values import ProxyEndpoint, ProxySourceError, ProxySourceField
 
 ENV = FieldId("proxy.env")
 NO_PROXY = FieldId("proxy.no_proxy")
@@ -57,11 +57,11 @@ def collect(ctx: CollectionContext, wanted: frozenset[FieldId]) -> dict[FieldId,
     """The proxy family."""
     sources = (wanted - {ERRORS}) or _ALL_SOURCES
     values: dict[FieldId, object] = {}
-    errors: list[object] = []
+    errors: list[ProxySourceError] = []
     if ENV in sources:
         env = env_proxies(ctx)
         values[ENV] = list(env.found)
-        errors.extend(env.errors)
+        errors.extend(proxy_errors("proxy.env", env.errors))
     if NO_PROXY in sources:
         values[NO_PROXY] = no_proxy_patterns(ctx)
     if sources & _OS_FIELDS:
@@ -72,11 +72,14 @@ def collect(ctx: CollectionContext, wanted: frozenset[FieldId]) -> dict[FieldId,
         values[OS] = list(settings.endpoints)
         values[PAC] = list(settings.pac)
         values[AUTO_DETECT] = settings.auto_detect
-        errors.extend(settings.errors)
+        # One OS source feeds several fields: its error is reported for each one asked for.
+        fed: list[ProxySourceField] = [f for f in ("proxy.os", "proxy.pac") if f in sources]
+        for field_id in fed or ["proxy.auto_detect"]:
+            errors.extend(proxy_errors(field_id, settings.errors))
     if TOOLS in sources:
         tools = find_tool_proxies(ctx)
         values[TOOLS] = list(tools.found)
-        errors.extend(tools.errors)
+        errors.extend(proxy_errors("proxy.tools", tools.errors))
     if TUNNELS in sources:
         values[TUNNELS] = find_tunnels(ctx)
     values[ERRORS] = errors

@@ -3,9 +3,11 @@
 Sources are tried cheapest and most authoritative first: ``TZ``, the ``/etc/localtime``
 link, the distribution files, and only then a command (``timedatectl`` on Linux,
 ``systemsetup`` on macOS, which needs admin rights on recent versions). Windows has its zone
-in the registry. A candidate counts only if it names a zone the zoneinfo database knows, so
-an odd ``TZ`` such as a private file path is never reported. Nothing found is a value,
-``(None, "unknown")``, not an error.
+in the registry. A candidate counts only if it names a zone tzdata knows, so an odd ``TZ``
+such as a private file path is never reported, and it is reported by its canonical name
+(``attest.catalog.zones``: a backward link such as ``US/Pacific`` is sent as
+``America/Los_Angeles``), the name the verifier matches policy against. Nothing found is a
+value, ``(None, "unknown")``, not an error.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from agent.collectors import CollectionContext
 from agent.collectors.configfiles import ErrorCode, read_text
 from attest.catalog import FieldId
+from attest.catalog.zones import tz_database
 
 IANA = FieldId("timezone.iana")
 SOURCE = FieldId("timezone.source")
@@ -34,15 +37,12 @@ _CLOCK_FILE_ZONE = re.compile(r'^\s*(?:ZONE|TIMEZONE)\s*=\s*"?([^"\s]+)"?', re.M
 
 
 def known_zone(name: str | None) -> str | None:
-    """``name`` if the zoneinfo database knows it; ``posix/`` and ``right/`` trees folded."""
+    """The canonical tzdata name of zone ``name`` (``Asia/Calcutta`` -> ``Asia/Kolkata``);
+    None when tzdata does not know it. ``posix/`` and ``right/`` trees are folded."""
     if not name:
         return None
     name = name.strip().removeprefix("posix/").removeprefix("right/")
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        return None
-    return name
+    return tz_database().canonical(name)
 
 
 def _zone_in_path(path: str) -> str | None:
@@ -138,7 +138,10 @@ def offset_and_dst(ctx: CollectionContext, zone: str | None) -> tuple[int, bool 
     """Offset in minutes and DST at ``ctx.clock()``; with no zone, the process's own offset."""
     now = ctx.clock()
     if zone:
-        local = now.astimezone(ZoneInfo(zone))
+        try:  # the system's own zone data first, as the clock itself uses it
+            local = now.astimezone(ZoneInfo(zone))
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            return tz_database().utc_offset_minutes(zone, now) or 0, None
         offset = local.utcoffset() or timedelta(0)
         dst = local.dst()
         return int(offset.total_seconds() // 60), None if dst is None else bool(dst)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from agent.collectors import CollectionContext
@@ -16,20 +16,28 @@ from agent.collectors.codingtools import claude_code, find_git_root
 from agent.collectors.configfiles import ErrorCode, load_text, parse_ini
 from agent.collectors.findings import Findings, failed
 from agent.collectors.gitconfig import parse_git_config
-from agent.collectors.urls import proxy_endpoint
+from agent.collectors.urlreaders import BOTH, Reader
+from agent.collectors.urls import proxy_endpoints
 from attest.catalog.values import ProxyEndpoint
 
 PROXY_ENV_NAMES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+# npm and Claude Code are Node programs; pip a Python one. git goes through libcurl, whose
+# parser is neither: both readings are reported.
+_NODE = (Reader.WHATWG,)
+_PYTHON = (Reader.PYTHON,)
 _NPM_KEYS = ("proxy", "https-proxy", "http-proxy")
 _NPM_ENV_VAR = re.compile(r"\$\{([^}]*)\}")
 
 
-def endpoint_finding(source: str, raw: str) -> Findings[ProxyEndpoint]:
-    """One proxy setting: reduced, or ``invalid-url``. Empty means "no proxy" and is absent."""
+def endpoint_finding(
+    source: str, raw: str, readers: Sequence[Reader] = BOTH
+) -> Findings[ProxyEndpoint]:
+    """One proxy setting as ``readers``' clients read it, or ``invalid-url`` when none could
+    use it. Empty means "no proxy" and is absent."""
     if not raw.strip():
         return Findings()
-    endpoint = proxy_endpoint(source, raw)
-    return Findings(found=(endpoint,)) if endpoint else failed(source, ErrorCode.INVALID_URL)
+    found = proxy_endpoints(source, raw, readers)
+    return Findings(found=tuple(found)) if found else failed(source, ErrorCode.INVALID_URL)
 
 
 def _text_of(source: str, path: Path) -> tuple[str | None, Findings[ProxyEndpoint]]:
@@ -127,13 +135,13 @@ def _npm_proxies(ctx: CollectionContext, source: str, path: Path) -> Findings[Pr
         if section == "" and key.replace("_", "-") in _NPM_KEYS:
             # npm expands ${VAR} in .npmrc from the environment.
             expanded = _NPM_ENV_VAR.sub(lambda m: ctx.env.get(m.group(1), ""), value)
-            parts.append(endpoint_finding(f"{source}:{key.replace('_', '-')}", expanded))
+            parts.append(endpoint_finding(f"{source}:{key.replace('_', '-')}", expanded, _NODE))
     return Findings.merge(parts)
 
 
 def _npm_env(ctx: CollectionContext) -> Findings[ProxyEndpoint]:
     return Findings.merge(
-        endpoint_finding(f"env:{name}", value)
+        endpoint_finding(f"env:{name}", value, _NODE)
         for name, value in ctx.env.items()
         if name.lower() in ("npm_config_proxy", "npm_config_https_proxy", "npm_config_http_proxy")
     )
@@ -183,7 +191,7 @@ def _pip_proxies(source: str, path: Path) -> Findings[ProxyEndpoint]:
     if text is None:
         return problem
     return Findings.merge(
-        endpoint_finding(f"{source}:proxy", value)
+        endpoint_finding(f"{source}:proxy", value, _PYTHON)
         for _section, key, value in parse_ini(text)
         if key == "proxy"
     )
@@ -199,7 +207,7 @@ def _claude_code_proxies(ctx: CollectionContext) -> Findings[ProxyEndpoint]:
     for source, env in blocks.found:
         for name, value in env.items():
             if name.upper() in PROXY_ENV_NAMES and isinstance(value, str):
-                parts.append(endpoint_finding(f"{source}:{name}", value))
+                parts.append(endpoint_finding(f"{source}:{name}", value, _NODE))
     return Findings.merge(parts)
 
 
@@ -209,7 +217,7 @@ def find_tool_proxies(ctx: CollectionContext) -> Findings[ProxyEndpoint]:
     parts.append(_npm_env(ctx))
     parts.extend(_npm_proxies(ctx, source, path) for source, path in _npm_files(ctx))
     if ctx.env.get("PIP_PROXY"):
-        parts.append(endpoint_finding("env:PIP_PROXY", ctx.env["PIP_PROXY"]))
+        parts.append(endpoint_finding("env:PIP_PROXY", ctx.env["PIP_PROXY"], _PYTHON))
     parts.extend(_pip_proxies(source, path) for source, path in pip_config_files(ctx))
     parts.append(_claude_code_proxies(ctx))
     return Findings.merge(parts)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from agent.collectors import CollectionContext
-from attest.catalog.values import TunnelInterface
+from attest.catalog.values import MAX_INTERFACE_NAME, TunnelInterface
 
 _KINDS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (kind, re.compile(pattern, re.IGNORECASE))
@@ -44,5 +44,5 @@ def find_tunnels(ctx: CollectionContext) -> list[TunnelInterface]:
     for name in sorted(set(ctx.interfaces())):
         kind = tunnel_kind(name)
         if kind is not None:
-            found.append({"name": name, "kind": kind})
+            found.append({"name": name[:MAX_INTERFACE_NAME], "kind": kind})
     return found

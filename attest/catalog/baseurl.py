@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from attest.catalog import Family, Field, FieldId, Sensitivity
-from attest.catalog.values import BaseUrl, SourceError
+from attest.catalog.values import BaseUrl, BaseUrlSourceError, bounded_list
 
 _NEVER = "API keys, paths, query strings, file contents"
 _SHAPE = "list of {source, provider, scheme, host, port, classification}"
@@ -12,12 +12,14 @@ FIELDS = (
     Field(
         id=FieldId("baseurl.env"),
         family=Family.BASEURL,
-        value_type=list[BaseUrl],
+        value_type=bounded_list(BaseUrl),
         type_name=_SHAPE,
         description="API base-URL environment variables (ANTHROPIC_BASE_URL, "
         "OPENAI_BASE_URL, OPENAI_API_BASE, AZURE_OPENAI_ENDPOINT, GOOGLE_GEMINI_BASE_URL, "
-        "Bedrock, Vertex and Foundry ones). classification: official (the provider's own API "
-        "host), localhost, private-network (IP literals only) or custom.",
+        "Bedrock, Vertex and Foundry ones). host is where the clients reading the variable "
+        "would connect (WHATWG URL parsing for Node.js tools, httpx for Python ones; both "
+        "hosts when they differ). classification (official, localhost, private-network, "
+        "custom) is shown to the user; the verifier derives its own from the policy.",
         sensitivity=Sensitivity.MEDIUM,
         example=[
             {
@@ -34,10 +36,11 @@ FIELDS = (
     Field(
         id=FieldId("baseurl.tools"),
         family=Family.BASEURL,
-        value_type=list[BaseUrl],
+        value_type=bounded_list(BaseUrl),
         type_name=_SHAPE,
         description="Base URLs in coding-tool configuration: Claude Code settings env "
-        "blocks, Codex, Aider, Continue, Gemini CLI, opencode; source is tool:scope.",
+        "blocks, Codex, Aider, Continue, Gemini CLI, opencode; source is tool:scope. Each URL "
+        "is parsed the way its tool parses it.",
         sensitivity=Sensitivity.MEDIUM,
         example=[
             {
@@ -54,11 +57,13 @@ FIELDS = (
     Field(
         id=FieldId("baseurl.errors"),
         family=Family.BASEURL,
-        value_type=list[SourceError],
-        type_name="list of {source, error}",
-        description="Coding-tool configuration files that could not be read, with an error code.",
+        value_type=bounded_list(BaseUrlSourceError),
+        type_name="list of {field, source, error}",
+        description="Base-URL sources that could not be read or parsed (a file, or a URL no "
+        "client could use), with the field they feed and an error code. The base-URL rule "
+        "fails closed on them.",
         sensitivity=Sensitivity.LOW,
-        example=[{"source": "codex:user", "error": "invalid-toml"}],
+        example=[{"field": "baseurl.tools", "source": "codex:user", "error": "invalid-toml"}],
         never="file contents",
     ),
 )

@@ -63,6 +63,7 @@ class IntrospectionResponse(BaseModel):
     cnf: dict[str, str] | None = None
     key_class: str | None = None
     policy_version: str | None = None
+    assurance: dict[str, str] | None = None
 
 
 class Problem(BaseModel):

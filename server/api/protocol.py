@@ -19,6 +19,7 @@ from server.api.models import (
 from server.enrollment import PendingTpm2
 from server.errors import UnsupportedMediaError
 from server.runtime import Runtime
+from server.tokens import token_type
 
 EVIDENCE_MEDIA_TYPE = "application/eat+jwt"
 
@@ -131,7 +132,7 @@ def router(runtime: Runtime) -> APIRouter:
             decision="allow",
             reasons=outcome.decision.reasons,
             access_token=outcome.token.token,
-            token_type="Bearer",  # noqa: S106 (a token type, not a secret)
+            token_type=token_type(outcome.token.claims),
             expires_in=outcome.token.expires_in,
         )
 

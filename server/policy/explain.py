@@ -107,6 +107,7 @@ def facts_from_evidence_claims(
         signals={FieldId(k): v for k, v in signals.items()},
         consented=frozenset(FieldId(f) for f in granted),
         required=required,
+        iat=iat,
     )
 
 

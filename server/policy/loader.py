@@ -9,6 +9,8 @@ Format (complete; every other key or table is an error)::
     [token]                       # optional; defaults ttl_s = 900, audience = "envattest"
     ttl_s = 900                   # access-token lifetime, 60 ..= 86400 seconds
     audience = "llm-gateway"      # the token's aud; what your gateway checks
+    binding = "dpop"              # "bearer" (default) or "dpop": each use needs a proof
+                                  # signed by the device key (RFC 9449)
 
     # Each [rules.<family>] table adds one rule; rules run in file order. Every rule takes
     # mode = "enforce" (default: a failure denies) or "report" (a failure is only recorded).
@@ -23,8 +25,9 @@ Format (complete; every other key or table is an error)::
 
     [rules.timezone]                              # at least one of allow / deny
     allow = ["Europe/*"]                          # zone globs; deny wins over allow
-    deny = []
+    deny = []                                     # matched against canonical tzdata names
     unsafe_allow_unknown_zone = false             # pass when timezone.iana is null
+    unsafe_allow_offset_mismatch = false          # pass when the UTC offset is not the zone's
 
     [rules.base_url]                              # baseurl.env and baseurl.tools
     allowed_hosts = ["llm-gateway.example.internal", "*.example.internal"]
@@ -33,12 +36,20 @@ Format (complete; every other key or table is an error)::
     allow_private_network = false
     fields = ["baseurl.env", "baseurl.tools"]     # optional, a subset
     unsafe_allow_any_host = false
+    unsafe_ignore_unreadable_sources = false      # pass although baseurl.errors names a source
+    [rules.base_url.official_hosts]               # optional: replaces the shipped hosts of
+    anthropic = ["api.anthropic.com"]             # the providers listed (attest.catalog.hosts)
 
     [rules.proxy]                                 # proxy.env, .os, .pac, .tools
     allowed_hosts = ["proxy.example.internal"]    # required; [] means "no proxy at all"
     require_proxy = false                         # true: at least one proxy must be set
     fields = ["proxy.env", "proxy.os", "proxy.pac", "proxy.tools"]
     unsafe_allow_any_host = false
+    unsafe_ignore_unreadable_sources = false      # pass although proxy.errors names a source
+
+    [rules.usage]                                 # verifier-observed, checked at forward auth
+    max_networks_per_token = 2                    # distinct client /24 (IPv4) or /56 (IPv6)
+    max_requests_per_minute = 600                 # per token, summed over replicas
 
     [rules.tunnels]                               # proxy.tunnels; at least one list
     deny_kinds = ["wireguard"]                    # name globs over the interface kind
@@ -50,6 +61,10 @@ Absent signals: a rule whose field was not sent fails with "field X was not sent
 consented)"; in report mode that is only recorded. ``unsafe_pass_if_not_sent = true`` (timezone,
 base_url, proxy, tunnels) makes the rule pass instead, which lets a user dodge the rule by
 withholding consent: hence the name.
+
+Unreadable sources: base_url and proxy fail when the agent reports (in ``baseurl.errors`` /
+``proxy.errors``) a source of a checked field it could not read or parse, and when that
+errors field was not sent; ``unsafe_ignore_unreadable_sources = true`` opts out.
 
 Fail closed: a file without rules is an error at load (it would deny every device), and
 ``Policy.evaluate`` denies with no rules as well. A policy whose rules are all ``report`` loads
@@ -65,17 +80,20 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from attest.catalog import CATALOG, FieldId
+from attest.catalog.hosts import DEFAULTS, OTHER, PROVIDERS, OfficialHosts, official_hosts
 from attest.keys import KeyClass
 from server.policy.baseurl import BASEURL_FIELDS, BaseUrlRule
 from server.policy.errors import PolicyError, PolicySyntaxError
-from server.policy.globs import host_glob, name_glob, zone_glob
-from server.policy.model import Policy, Rule, RuleMode, TokenSettings
+from server.policy.globs import host_glob, name_glob
+from server.policy.model import Policy, Rule, RuleMode, TokenBinding, TokenSettings
 from server.policy.positions import KeyPath
 from server.policy.proxy import PROXY_FIELDS, ProxyRule
 from server.policy.rules import ClockSkewRule, KeyClassRule, RequiredFieldsRule
-from server.policy.timezone import TimezoneRule
+from server.policy.signals import UNSAFE_IGNORE
+from server.policy.timezone import TimezoneRule, zone_pattern
 from server.policy.tomltable import EXAMPLES_HINT, TomlDocument, TomlTable
 from server.policy.tunnels import TunnelRule
+from server.policy.usage import USAGE_KEYS, usage_rule
 
 MAX_POLICY_BYTES = 1024 * 1024
 TTL_RANGE = (60, 86_400)
@@ -116,15 +134,16 @@ def _required_fields(table: TomlTable, mode: RuleMode) -> Rule:
 
 def _timezone(table: TomlTable, mode: RuleMode) -> Rule:
     allow = table.globs(
-        "allow", zone_glob, everything_fix="Remove allow to check only deny, or list zones."
+        "allow", zone_pattern, everything_fix="Remove allow to check only deny, or list zones."
     )
-    deny = table.globs("deny", zone_glob)
+    deny = table.globs("deny", zone_pattern)
     if not (allow or deny):
         raise table.error(None, "checks nothing", "Add allow or deny zone globs, or remove it.")
     return TimezoneRule(
         allow=allow,
         deny=deny,
         unsafe_allow_unknown_zone=table.flag("unsafe_allow_unknown_zone"),
+        unsafe_allow_offset_mismatch=table.flag("unsafe_allow_offset_mismatch"),
         unsafe_pass_if_not_sent=table.flag("unsafe_pass_if_not_sent"),
         mode=mode,
     )
@@ -135,6 +154,25 @@ def _fields_fix(fields: tuple[FieldId, ...]) -> str:
 
 
 _ANY_HOST = "If every host really is fine, set unsafe_allow_any_host = true instead."
+
+
+def _official_hosts(table: TomlTable) -> OfficialHosts:
+    """``[rules.base_url.official_hosts]``: provider = [host patterns], replacing defaults."""
+    providers = tuple(sorted(PROVIDERS - {OTHER}))
+    fix = 'Write provider = ["api.example.com", "*.example.com"] for providers you list.'
+    sub = table.subtable("official_hosts", fix, providers, noun=("provider", "providers"))
+    if sub is None:
+        return DEFAULTS
+    overrides: dict[str, tuple[str, ...]] = {}
+    for provider in sub.data:
+        patterns = sub.strings(provider, fix, required=True)
+        for path, pattern in patterns:
+            try:
+                official_hosts({provider: (pattern,)})
+            except ValueError as exc:
+                raise table.doc.error(path, str(exc), "Fix or remove this pattern.") from None
+        overrides[provider] = tuple(p for _, p in patterns)
+    return official_hosts(overrides)
 
 
 def _base_url(table: TomlTable, mode: RuleMode) -> Rule:
@@ -157,8 +195,10 @@ def _base_url(table: TomlTable, mode: RuleMode) -> Rule:
         allow_localhost=table.flag("allow_localhost"),
         allow_private_network=table.flag("allow_private_network"),
         unsafe_allow_any_host=any_host,
+        official=_official_hosts(table),
         fields=fields or BASEURL_FIELDS,
         unsafe_pass_if_not_sent=table.flag("unsafe_pass_if_not_sent"),
+        unsafe_ignore_unreadable_sources=table.flag(UNSAFE_IGNORE),
         mode=mode,
     )
 
@@ -189,6 +229,7 @@ def _proxy(table: TomlTable, mode: RuleMode) -> Rule:
         unsafe_allow_any_host=any_host,
         fields=fields or PROXY_FIELDS,
         unsafe_pass_if_not_sent=table.flag("unsafe_pass_if_not_sent"),
+        unsafe_ignore_unreadable_sources=table.flag(UNSAFE_IGNORE),
         mode=mode,
     )
 
@@ -215,7 +256,10 @@ FAMILIES: Mapping[str, tuple[_Builder, tuple[str, ...]]] = {
     "key_class": (_key_class, ("allowed",)),
     "clock_skew": (_clock_skew, ("max_skew_s",)),
     "required_fields": (_required_fields, ("fields",)),
-    "timezone": (_timezone, ("allow", "deny", "unsafe_allow_unknown_zone", *_ABSENCE)),
+    "timezone": (
+        _timezone,
+        ("allow", "deny", "unsafe_allow_unknown_zone", "unsafe_allow_offset_mismatch", *_ABSENCE),
+    ),
     "base_url": (
         _base_url,
         (
@@ -225,13 +269,23 @@ FAMILIES: Mapping[str, tuple[_Builder, tuple[str, ...]]] = {
             "allow_private_network",
             "fields",
             "unsafe_allow_any_host",
+            "official_hosts",
+            UNSAFE_IGNORE,
             *_ABSENCE,
         ),
     ),
     "proxy": (
         _proxy,
-        ("allowed_hosts", "require_proxy", "fields", "unsafe_allow_any_host", *_ABSENCE),
+        (
+            "allowed_hosts",
+            "require_proxy",
+            "fields",
+            "unsafe_allow_any_host",
+            UNSAFE_IGNORE,
+            *_ABSENCE,
+        ),
     ),
+    "usage": (usage_rule, USAGE_KEYS),
     "tunnels": (
         _tunnels,
         ("deny_kinds", "deny_names", "allow_kinds", "allow_names", *_ABSENCE),
@@ -243,7 +297,9 @@ FAMILIES: Mapping[str, tuple[_Builder, tuple[str, ...]]] = {
 
 
 def _token(root: TomlTable) -> TokenSettings:
-    table = root.subtable("token", "Write [token] with ttl_s and audience.", ("ttl_s", "audience"))
+    table = root.subtable(
+        "token", "Write [token] with ttl_s and audience.", ("ttl_s", "audience", "binding")
+    )
     if table is None:
         return TokenSettings()
     default = TokenSettings()
@@ -255,6 +311,7 @@ def _token(root: TomlTable) -> TokenSettings:
             _AUDIENCE,
             "Set audience to what your gateway expects in aud: 1-256 characters, no spaces.",
         ),
+        binding=table.choice("binding", TokenBinding, default.binding),
     )
 
 

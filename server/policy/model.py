@@ -32,6 +32,8 @@ class PolicyInput:
     signals: Mapping[FieldId, object]
     consented: frozenset[FieldId]
     required: frozenset[FieldId] = frozenset()
+    iat: int | None = None
+    """The evidence's ``iat`` (seconds): the instant signals such as the UTC offset describe."""
 
 
 @dataclass(frozen=True)
@@ -62,12 +64,20 @@ class Rule(Protocol):
         ...
 
 
+class TokenBinding(StrEnum):
+    """``dpop``: every use needs a proof by the device key (RFC 9449); ``bearer``: none."""
+
+    DPOP = "dpop"
+    BEARER = "bearer"
+
+
 @dataclass(frozen=True)
 class TokenSettings:
-    """Access-token lifetime and audience granted by an allow decision."""
+    """Access-token lifetime, audience and binding granted by an allow decision."""
 
     ttl_s: int = 900
     audience: str = "envattest"
+    binding: TokenBinding = TokenBinding.BEARER
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,10 @@ proxy at all is acceptable. ``require_proxy`` adds "traffic must go through our 
 least one endpoint must be configured. Narrow ``fields`` (for example to ``proxy.env``) to
 require the proxy where the coding tool actually reads it. For ``proxy.pac`` the host is the
 server of the PAC file, so list that host too when PAC is in use.
+
+Fail closed: a proxy source the agent could not read or parse (``proxy.errors``) for one of
+the checked fields fails the rule, and so does ``proxy.errors`` not being sent, unless
+``unsafe_ignore_unreadable_sources``.
 """
 
 from __future__ import annotations
@@ -15,10 +19,7 @@ from dataclasses import dataclass
 from attest.catalog import FieldId
 from server.policy.globs import Glob, first_match, show
 from server.policy.model import PolicyInput, RuleMode, RuleResult
-from server.policy.signals import (
-    listing,
-    sent_host_entries,
-)
+from server.policy.signals import listing, sent_host_entries, unreadable_sources
 
 PROXY_FIELDS = (
     FieldId("proxy.env"),
@@ -26,6 +27,7 @@ PROXY_FIELDS = (
     FieldId("proxy.pac"),
     FieldId("proxy.tools"),
 )
+ERRORS_FIELD = FieldId("proxy.errors")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class ProxyRule:
     unsafe_allow_any_host: bool = False
     fields: tuple[FieldId, ...] = PROXY_FIELDS
     unsafe_pass_if_not_sent: bool = False
+    unsafe_ignore_unreadable_sources: bool = False
     mode: RuleMode = RuleMode.ENFORCE
     name: str = "proxy"
 
@@ -48,7 +51,7 @@ class ProxyRule:
             name=self.name,
             mode=self.mode,
             unsafe_pass_if_not_sent=self.unsafe_pass_if_not_sent,
-            classified=False,
+            with_provider=False,
         )
         if isinstance(sent, RuleResult):
             return sent
@@ -58,9 +61,21 @@ class ProxyRule:
             for e in entries
             if not self.unsafe_allow_any_host and first_match(self.allowed_hosts, e.host) is None
         ]
+        unreadable = unreadable_sources(
+            facts,
+            ERRORS_FIELD,
+            sent.fields,
+            rule=self.name,
+            mode=self.mode,
+            unsafe_ignore=self.unsafe_ignore_unreadable_sources,
+        )
         if refused:
             reason = f"proxy not allowed: {listing(refused)} (allowed: {show(self.allowed_hosts)})"
+            if unreadable is not None:
+                reason += f"; {unreadable.reason}"
             return RuleResult(self.name, self.mode, False, reason + skipped)
+        if unreadable is not None:
+            return RuleResult(self.name, self.mode, False, unreadable.reason + skipped)
         if not entries:
             if self.require_proxy:
                 reason = (
@@ -73,4 +88,4 @@ class ProxyRule:
         return RuleResult(self.name, self.mode, True, reason + skipped)
 
 
-__all__ = ["PROXY_FIELDS", "ProxyRule"]
+__all__ = ["ERRORS_FIELD", "PROXY_FIELDS", "ProxyRule"]

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import get_args
 
 from attest.catalog import FieldId
-from attest.catalog.values import Classification
 from server.policy.model import PolicyInput, RuleMode, RuleResult
 
-CLASSIFICATIONS: frozenset[str] = frozenset(get_args(Classification))
 MAX_LISTED = 5
+UNSAFE_IGNORE = "unsafe_ignore_unreadable_sources"
 
 
 class MalformedSignalError(ValueError):
@@ -62,16 +60,20 @@ def not_sent_result(
 
 @dataclass(frozen=True)
 class HostEntry:
-    """One proxy endpoint or base URL, reduced to what host rules look at."""
+    """One proxy endpoint or base URL, reduced to what host rules look at.
+
+    ``provider`` is set for base URLs. The agent's ``classification`` is never read: the
+    base-URL rule derives its own from the policy.
+    """
 
     field: FieldId
     source: str
     host: str
-    classification: str | None = None
+    provider: str | None = None
 
-    def describe(self) -> str:
-        """``source -> host`` plus the classification when there is one."""
-        tail = f" ({self.classification})" if self.classification else ""
+    def describe(self, classification: str | None = None) -> str:
+        """``source -> host``, plus a classification when one is given."""
+        tail = f" ({classification})" if classification else ""
         return f"{self.source} -> {self.host}{tail}"
 
 
@@ -98,30 +100,65 @@ def _text(entry: dict[str, object], key: str, where: str) -> str:
 
 
 def host_entries(
-    facts: PolicyInput, fields: Iterable[FieldId], *, classified: bool
+    facts: PolicyInput, fields: Iterable[FieldId], *, with_provider: bool
 ) -> tuple[HostEntry, ...]:
-    """Every endpoint in ``fields``; ``classified`` requires a base-URL classification."""
+    """Every endpoint in ``fields``; ``with_provider`` requires a base URL's provider."""
     found: list[HostEntry] = []
     for field_id in fields:
         for index, entry in enumerate(_entries(facts, field_id)):
             where = f"{field_id}[{index}]"
-            classification = None
-            if classified:
-                classification = _text(entry, "classification", where)
-                if classification not in CLASSIFICATIONS:
-                    raise MalformedSignalError(
-                        f"{where}.classification {classification!r} is not one of "
-                        + ", ".join(sorted(CLASSIFICATIONS))
-                    )
             found.append(
                 HostEntry(
                     field=field_id,
                     source=_text(entry, "source", where),
                     host=_text(entry, "host", where),
-                    classification=classification,
+                    provider=_text(entry, "provider", where) if with_provider else None,
                 )
             )
     return tuple(found)
+
+
+def unreadable_sources(
+    facts: PolicyInput,
+    errors_field: FieldId,
+    fields: Iterable[FieldId],
+    *,
+    rule: str,
+    mode: RuleMode,
+    unsafe_ignore: bool,
+) -> RuleResult | None:
+    """A failing result when a source feeding ``fields`` could not be read, or when
+    ``errors_field`` (which would say so) was not sent; None when all is readable.
+
+    Fail closed: a value the agent could not parse is exactly where a relay would hide.
+    """
+    if unsafe_ignore:
+        return None
+    fix = f"or set {UNSAFE_IGNORE} = true in [rules.{rule}]"
+    if errors_field not in facts.signals:
+        state = "consented but not sent" if errors_field in facts.consented else "not sent"
+        reason = (
+            f"field {errors_field} was {state}, so a source the agent could not read would go "
+            f"unseen; request {errors_field} in the manifest, {fix}"
+        )
+        return RuleResult(rule, mode, False, reason)
+    wanted = frozenset(fields)
+    try:
+        entries = _entries(facts, errors_field)
+        failed = [
+            f"{_text(e, 'source', errors_field)} ({_text(e, 'error', errors_field)})"
+            for e in entries
+            if e.get("field") in wanted
+        ]
+    except MalformedSignalError as exc:
+        return RuleResult(rule, mode, False, str(exc))
+    if not failed:
+        return None
+    reason = (
+        f"could not read {listing(failed)}: fix that setting so it names a usable URL (or "
+        f"remove it), {fix}"
+    )
+    return RuleResult(rule, mode, False, reason)
 
 
 def tunnel_entries(facts: PolicyInput, field_id: FieldId) -> tuple[TunnelEntry, ...]:
@@ -144,7 +181,7 @@ def listing(items: Iterable[str]) -> str:
 
 
 __all__ = [
-    "CLASSIFICATIONS",
+    "UNSAFE_IGNORE",
     "HostEntry",
     "MalformedSignalError",
     "Presence",
@@ -154,6 +191,7 @@ __all__ = [
     "not_sent_result",
     "presence",
     "tunnel_entries",
+    "unreadable_sources",
 ]
 
 
@@ -173,7 +211,7 @@ def sent_host_entries(
     name: str,
     mode: RuleMode,
     unsafe_pass_if_not_sent: bool,
-    classified: bool,
+    with_provider: bool,
 ) -> SentHosts | RuleResult:
     """The shared start of the host rules: a RuleResult if the rule is decided already
     (fields not sent, or a malformed signal), else the endpoints to check."""
@@ -182,7 +220,7 @@ def sent_host_entries(
         return not_sent_result(name, mode, found, unsafe_pass_if_not_sent=unsafe_pass_if_not_sent)
     skipped = f"; {found.reason}, skipped (unsafe_pass_if_not_sent)" if found.missing else ""
     try:
-        entries = host_entries(facts, found.sent, classified=classified)
+        entries = host_entries(facts, found.sent, with_provider=with_provider)
     except MalformedSignalError as exc:
         return RuleResult(name, mode, False, str(exc))
     return SentHosts(found.sent, entries, skipped)

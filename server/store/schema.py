@@ -82,3 +82,41 @@ gateway_credentials = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger, nullable=True),
 )
+
+# 0005: DPoP proof replay (jti per key, across replicas), the revocation epoch that lets
+# replicas cache device and credential rows, and usage observed at forward auth
+dpop_jtis = Table(
+    "dpop_jtis",
+    metadata,
+    Column("key_sha256", String(64), primary_key=True),  # sha256(jkt, jti)
+    Column("expires_at", BigInteger, nullable=False),
+)
+Index("ix_dpop_jtis_expires_at", dpop_jtis.c.expires_at)
+
+revocation_epoch = Table(
+    "revocation_epoch",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("epoch", BigInteger, nullable=False),
+)
+
+usage_requests = Table(
+    "usage_requests",
+    metadata,
+    Column("jti", String(64), primary_key=True),
+    Column("minute", BigInteger, primary_key=True),
+    Column("device_id", String(64), nullable=False),
+    Column("requests", BigInteger, nullable=False),
+)
+Index("ix_usage_requests_device", usage_requests.c.device_id, usage_requests.c.minute)
+
+usage_networks = Table(
+    "usage_networks",
+    metadata,
+    Column("jti", String(64), primary_key=True),
+    Column("network", String(64), primary_key=True),
+    Column("device_id", String(64), nullable=False),
+    Column("first_seen", BigInteger, nullable=False),
+    Column("last_seen", BigInteger, nullable=False),
+)
+Index("ix_usage_networks_device", usage_networks.c.device_id, usage_networks.c.last_seen)

@@ -37,6 +37,11 @@ http {{
             auth_request /_envattest_authz;
             auth_request_set $envattest_device $upstream_http_x_envattest_device;
             auth_request_set $envattest_key_class $upstream_http_x_envattest_key_class;
+            # DPoP: pass the verifier's challenge and server nonce back to the client
+            auth_request_set $envattest_challenge $upstream_http_www_authenticate;
+            auth_request_set $envattest_dpop_nonce $upstream_http_dpop_nonce;
+            add_header WWW-Authenticate $envattest_challenge always;
+            add_header DPoP-Nonce $envattest_dpop_nonce always;
             proxy_set_header X-Envattest-Device $envattest_device;
             proxy_set_header X-Envattest-Key-Class $envattest_key_class;
             proxy_pass http://127.0.0.1:{upstream_port};
@@ -48,6 +53,7 @@ http {{
             proxy_pass_request_body off;
             proxy_set_header Content-Length "";
             proxy_set_header X-Original-URI $request_uri;
+            proxy_set_header X-Original-Method $request_method;
             # Authorization and X-Api-Key are passed on as they came
         }}
     }}
@@ -65,6 +71,10 @@ class _Upstream(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.do_GET()
 
     def log_message(self, *_args: object) -> None:
         pass
@@ -87,11 +97,13 @@ def upstream_server() -> Iterator[tuple[int, list[dict[str, str]]]]:
 
 
 @contextmanager
-def running_nginx(run_dir: Path, *, verifier_port: int, upstream_port: int) -> Iterator[str]:
-    """nginx on a free loopback port; yields its base URL."""
+def running_nginx(
+    run_dir: Path, *, verifier_port: int, upstream_port: int, port: int | None = None
+) -> Iterator[str]:
+    """nginx on a loopback port (free unless given); yields its base URL."""
     nginx = need_tool("nginx", "apt-get install nginx-light")
     run_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     conf = run_dir / "nginx.conf"
     conf.write_text(
         NGINX_CONF.format(

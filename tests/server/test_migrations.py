@@ -85,7 +85,14 @@ def test_serve_refuses_an_old_schema_until_migrate(tmp_path: Path) -> None:
     config = init_data_dir(tmp_path / "v", issuer="t")
     engine = make_engine(config.resolved_database_url)
     with engine.begin() as conn:
-        conn.execute(text("DROP TABLE gateway_credentials"))
+        # back to 0001: drop what later revisions added (tables and triggers)
+        triggers = conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'"))
+        for (trigger,) in triggers.all():
+            conn.execute(text(f"DROP TRIGGER {trigger}"))
+        later = ("gateway_credentials", "dpop_jtis", "revocation_epoch", "usage_requests",
+                 "usage_networks")  # fmt: skip
+        for table in later:
+            conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
         conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
     engine.dispose()
     with pytest.raises(ConfigError, match="envattest-server migrate"):

@@ -6,31 +6,37 @@ path: paths name people and projects and stay on the machine.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from agent.collectors import CollectionContext
 from agent.collectors.configfiles import ConfigFile, ErrorCode
 from agent.collectors.findings import Findings, failed
 from agent.collectors.providers import BASE_URL_ENV
-from agent.collectors.urls import base_url
+from agent.collectors.urlreaders import BOTH, Reader
+from agent.collectors.urls import base_urls
 from attest.catalog.values import BaseUrl
 
 ToolFinder = Callable[[CollectionContext], Findings[BaseUrl]]
 
 
-def url_finding(source: str, provider: str, raw: object) -> Findings[BaseUrl]:
-    """One configured URL: reduced, or an ``invalid-url`` error. Empty or non-text is absent."""
+def url_finding(
+    source: str, provider: str, raw: object, readers: Sequence[Reader] = BOTH
+) -> Findings[BaseUrl]:
+    """One configured URL as ``readers``' clients read it, or an ``invalid-url`` error when
+    none of them could use it. Empty or non-text is absent."""
     if not isinstance(raw, str) or not raw.strip():
         return Findings()
-    reduced = base_url(source, provider, raw)
-    return Findings(found=(reduced,)) if reduced else failed(source, ErrorCode.INVALID_URL)
+    reduced = base_urls(source, provider, raw, readers)
+    return Findings(found=tuple(reduced)) if reduced else failed(source, ErrorCode.INVALID_URL)
 
 
-def env_block_urls(source: str, env: Mapping[str, object]) -> Findings[BaseUrl]:
+def env_block_urls(
+    source: str, env: Mapping[str, object], readers: Sequence[Reader] = BOTH
+) -> Findings[BaseUrl]:
     """The base-URL variables of an ``env``-style block, in catalog variable order."""
     return Findings.merge(
-        url_finding(source, provider, env[name])
+        url_finding(source, provider, env[name], readers)
         for name, provider in BASE_URL_ENV.items()
         if name in env
     )

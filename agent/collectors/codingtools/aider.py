@@ -8,7 +8,10 @@ from agent.collectors import CollectionContext
 from agent.collectors.codingtools import env_block_urls, find_git_root, loaded_or_error, url_finding
 from agent.collectors.configfiles import ErrorCode, load_yaml
 from agent.collectors.findings import Findings, failed
+from agent.collectors.urlreaders import Reader
 from attest.catalog.values import BaseUrl
+
+_READERS = (Reader.PYTHON,)  # a Python program
 
 _CONF = ".aider.conf.yml"
 # Aider's own options; "anthropic-api-base" is not one today but costs nothing to honour.
@@ -28,8 +31,10 @@ def _from_conf(source: str, path: Path) -> Findings[BaseUrl]:
         return problem
     if not isinstance(data, dict):
         return failed(source, ErrorCode.UNEXPECTED_SHAPE)
-    parts = [url_finding(source, provider, data.get(key)) for key, provider in _URL_OPTIONS]
-    parts.append(env_block_urls(source, _set_env(data.get("set-env"))))
+    parts = [
+        url_finding(source, provider, data.get(key), _READERS) for key, provider in _URL_OPTIONS
+    ]
+    parts.append(env_block_urls(source, _set_env(data.get("set-env")), _READERS))
     return Findings.merge(parts)
 
 

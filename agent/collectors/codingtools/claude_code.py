@@ -9,7 +9,10 @@ from agent.collectors import CollectionContext
 from agent.collectors.codingtools import env_block_urls
 from agent.collectors.configfiles import ErrorCode, load_json
 from agent.collectors.findings import Findings, failed
+from agent.collectors.urlreaders import Reader
 from attest.catalog.values import BaseUrl
+
+_READERS = (Reader.WHATWG,)  # WHATWG URL parsing (Node.js; Rust url crate)
 
 EnvBlock = tuple[str, Mapping[str, object]]
 """A source name and the ``env`` object of that settings file."""
@@ -72,5 +75,5 @@ def env_blocks(ctx: CollectionContext) -> Findings[EnvBlock]:
 def find(ctx: CollectionContext) -> Findings[BaseUrl]:
     """Base-URL variables set in Claude Code settings ``env`` blocks."""
     blocks = env_blocks(ctx)
-    urls = Findings.merge(env_block_urls(source, env) for source, env in blocks.found)
+    urls = Findings.merge(env_block_urls(source, env, _READERS) for source, env in blocks.found)
     return Findings(urls.found, blocks.errors + urls.errors)

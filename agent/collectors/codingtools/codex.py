@@ -9,7 +9,10 @@ from agent.collectors.codingtools import loaded_or_error, url_finding
 from agent.collectors.configfiles import ErrorCode, load_toml
 from agent.collectors.findings import Findings, failed
 from agent.collectors.providers import provider_for_tool_id
+from agent.collectors.urlreaders import Reader
 from attest.catalog.values import BaseUrl
+
+_READERS = (Reader.WHATWG,)  # WHATWG URL parsing (Node.js; Rust url crate)
 
 _TOP_LEVEL_URLS = ("openai_base_url", "chatgpt_base_url")
 
@@ -18,14 +21,16 @@ def _from_config(source: str, path: Path) -> Findings[BaseUrl]:
     data, problem = loaded_or_error(source, load_toml(path))
     if not isinstance(data, dict):
         return problem
-    parts = [url_finding(source, "openai", data.get(key)) for key in _TOP_LEVEL_URLS]
+    parts = [url_finding(source, "openai", data.get(key), _READERS) for key in _TOP_LEVEL_URLS]
     providers = data.get("model_providers", {})
     if not isinstance(providers, dict):
         return Findings.merge([*parts, failed(source, ErrorCode.UNEXPECTED_SHAPE)])
     for provider_id, table in providers.items():
         if isinstance(table, dict):
             parts.append(
-                url_finding(source, provider_for_tool_id(provider_id), table.get("base_url"))
+                url_finding(
+                    source, provider_for_tool_id(provider_id), table.get("base_url"), _READERS
+                )
             )
     return Findings.merge(parts)
 

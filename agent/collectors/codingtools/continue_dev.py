@@ -9,7 +9,10 @@ from agent.collectors.codingtools import loaded_or_error, url_finding
 from agent.collectors.configfiles import ErrorCode, load_json, load_yaml
 from agent.collectors.findings import Findings, failed
 from agent.collectors.providers import provider_for_tool_id
+from agent.collectors.urlreaders import Reader
 from attest.catalog.values import BaseUrl
+
+_READERS = (Reader.WHATWG,)  # WHATWG URL parsing (Node.js; Rust url crate)
 
 _SOURCE = "continue:user"
 # Model lists and the single-model roles of the JSON format that take an apiBase.
@@ -31,7 +34,12 @@ def _from_config(data: object, problem: Findings[BaseUrl]) -> Findings[BaseUrl]:
     if not isinstance(data, dict):
         return failed(_SOURCE, ErrorCode.UNEXPECTED_SHAPE)
     return Findings.merge(
-        url_finding(_SOURCE, provider_for_tool_id(model.get("provider")), model.get("apiBase"))
+        url_finding(
+            _SOURCE,
+            provider_for_tool_id(model.get("provider")),
+            model.get("apiBase"),
+            _READERS,
+        )
         for model in _models(data)
     )
 

@@ -16,7 +16,10 @@ from agent.collectors import CollectionContext
 from agent.collectors.codingtools import env_block_urls, loaded_or_error, url_finding
 from agent.collectors.configfiles import ErrorCode, load_json, load_text, parse_dotenv
 from agent.collectors.findings import Findings, failed
+from agent.collectors.urlreaders import Reader
 from attest.catalog.values import BaseUrl
+
+_READERS = (Reader.WHATWG,)  # WHATWG URL parsing (Node.js; Rust url crate)
 
 _PROVIDER = "google-gemini"
 _URL_KEY = re.compile(r"(?:.*[_-]|api)?(?:base[_-]?url|api[_-]?base)", re.IGNORECASE)
@@ -64,16 +67,18 @@ def _from_settings(source: str, path: Path) -> Findings[BaseUrl]:
         return problem
     if not isinstance(data, dict):
         return failed(source, ErrorCode.UNEXPECTED_SHAPE)
-    parts = [url_finding(source, _PROVIDER, value) for value in _url_values(data)]
+    parts = [url_finding(source, _PROVIDER, value, _READERS) for value in _url_values(data)]
     env = data.get("env")
     if isinstance(env, dict):
-        parts.append(env_block_urls(source, env))
+        parts.append(env_block_urls(source, env, _READERS))
     return Findings.merge(parts)
 
 
 def _from_dotenv(source: str, path: Path) -> Findings[BaseUrl]:
     text, problem = loaded_or_error(source, load_text(path))
-    return env_block_urls(source, parse_dotenv(text)) if isinstance(text, str) else problem
+    return (
+        env_block_urls(source, parse_dotenv(text), _READERS) if isinstance(text, str) else problem
+    )
 
 
 def find(ctx: CollectionContext) -> Findings[BaseUrl]:

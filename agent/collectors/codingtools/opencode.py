@@ -9,7 +9,10 @@ from agent.collectors.codingtools import find_git_root, loaded_or_error, url_fin
 from agent.collectors.configfiles import ErrorCode, load_json
 from agent.collectors.findings import Findings, failed
 from agent.collectors.providers import provider_for_tool_id
+from agent.collectors.urlreaders import Reader
 from attest.catalog.values import BaseUrl
+
+_READERS = (Reader.WHATWG,)  # WHATWG URL parsing (Node.js; Rust url crate)
 
 _NAMES = ("opencode.json", "opencode.jsonc")
 
@@ -28,7 +31,7 @@ def _from_config(source: str, path: Path) -> Findings[BaseUrl]:
         options = entry.get("options") if isinstance(entry, dict) else None
         if isinstance(options, dict):
             provider = provider_for_tool_id(provider_id)
-            parts.append(url_finding(source, provider, options.get("baseURL")))
+            parts.append(url_finding(source, provider, options.get("baseURL"), _READERS))
     return Findings.merge(parts)
 
 

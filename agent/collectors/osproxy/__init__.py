@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from agent.collectors import CollectionContext, Platform
 from agent.collectors.configfiles import ErrorCode
-from agent.collectors.findings import source_error
-from agent.collectors.urls import proxy_endpoint
-from attest.catalog.values import ProxyEndpoint, SourceError
+from agent.collectors.findings import Problem, problem
+from agent.collectors.urls import proxy_endpoints
+from attest.catalog.values import ProxyEndpoint
 
 _MAX_PORT = 65535
 _PORT = re.compile(r"[0-9]{1,5}")
@@ -37,7 +37,7 @@ class OsProxySettings:
     endpoints: tuple[ProxyEndpoint, ...] = ()
     pac: tuple[ProxyEndpoint, ...] = ()
     auto_detect: bool | None = None
-    errors: tuple[SourceError, ...] = ()
+    errors: tuple[Problem, ...] = ()
 
 
 OsProxyReader = Callable[[CollectionContext, OsWant], OsProxySettings]
@@ -45,7 +45,7 @@ OsProxyReader = Callable[[CollectionContext, OsWant], OsProxySettings]
 
 def unreadable(source: str, code: ErrorCode) -> OsProxySettings:
     """Settings of a source that could not be read."""
-    return OsProxySettings(errors=(source_error(source, code),))
+    return OsProxySettings(errors=(problem(source, code),))
 
 
 def combine(parts: Iterable[OsProxySettings]) -> OsProxySettings:
@@ -67,49 +67,51 @@ def host_port_endpoint(
     *,
     scheme: str = "http",
     has_credentials: bool = False,
-) -> ProxyEndpoint | None:
-    """An endpoint from separate host and port settings (hosts sometimes carry a scheme)."""
+) -> list[ProxyEndpoint]:
+    """Endpoints from separate host and port settings (hosts sometimes carry a scheme)."""
     host = host.strip()
     if ":" in host and "://" not in host and not host.startswith("["):
         host = f"[{host}]"  # a bare IPv6 address
-    endpoint = proxy_endpoint(source, host if "://" in host else f"{scheme}://{host}")
-    if endpoint is None:
-        return None
     digits = str(port) if port is not None else ""
     number = int(digits) if _PORT.fullmatch(digits) else 0
-    if endpoint["port"] is None and 0 < number <= _MAX_PORT:
-        endpoint = {**endpoint, "port": number}
-    if has_credentials:
-        endpoint = {**endpoint, "has_credentials": True}
-    return endpoint
+    found = []
+    for endpoint in proxy_endpoints(source, host if "://" in host else f"{scheme}://{host}"):
+        if endpoint["port"] is None and 0 < number <= _MAX_PORT:
+            endpoint = {**endpoint, "port": number}
+        if has_credentials:
+            endpoint = {**endpoint, "has_credentials": True}
+        found.append(endpoint)
+    return found
 
 
-def pac_endpoint(source: str, raw: str) -> ProxyEndpoint | None:
-    """A PAC URL's destination; a ``file:`` script is reported as such, without its path."""
+def pac_endpoints(source: str, raw: str) -> list[ProxyEndpoint]:
+    """A PAC URL's destinations; a ``file:`` script is reported as such, without its path."""
     if raw.strip().lower().startswith("file:"):
-        return {
-            "source": source,
-            "scheme": "file",
-            "host": "",
-            "port": None,
-            "has_credentials": False,
-        }
-    return proxy_endpoint(source, raw)
+        return [
+            {
+                "source": source,
+                "scheme": "file",
+                "host": "",
+                "port": None,
+                "has_credentials": False,
+            }
+        ]
+    return proxy_endpoints(source, raw)
 
 
-def endpoint_setting(source: str, endpoint: ProxyEndpoint | None) -> OsProxySettings:
+def endpoint_setting(source: str, endpoints: list[ProxyEndpoint]) -> OsProxySettings:
     """One proxy setting, or ``invalid-url`` for ``source`` when it could not be reduced."""
-    if endpoint is None:
+    if not endpoints:
         return unreadable(source, ErrorCode.INVALID_URL)
-    return OsProxySettings(endpoints=(endpoint,))
+    return OsProxySettings(endpoints=tuple(endpoints))
 
 
 def pac_setting(source: str, raw: str) -> OsProxySettings:
     """One PAC URL, or ``invalid-url`` for ``source``."""
-    endpoint = pac_endpoint(source, raw)
-    if endpoint is None:
+    endpoints = pac_endpoints(source, raw)
+    if not endpoints:
         return unreadable(source, ErrorCode.INVALID_URL)
-    return OsProxySettings(pac=(endpoint,))
+    return OsProxySettings(pac=tuple(endpoints))
 
 
 def read_os_proxy(ctx: CollectionContext, want: OsWant) -> OsProxySettings:

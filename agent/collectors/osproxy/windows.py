@@ -23,7 +23,7 @@ from agent.collectors.osproxy import (
     pac_setting,
     unreadable,
 )
-from agent.collectors.urls import proxy_endpoint
+from agent.collectors.urls import proxy_endpoints
 
 INTERNET_SETTINGS = r"Software\Microsoft\Windows\CurrentVersion\Internet Settings"
 _POLICY = r"SOFTWARE\Policies\Microsoft\Windows\CurrentVersion\Internet Settings"
@@ -78,8 +78,8 @@ def _server_settings(prefix: str, value: str) -> list[OsProxySettings]:
     parts = []
     for protocol, address in parse_proxy_server(value):
         source = f"{prefix}:{protocol}"
-        endpoint = proxy_endpoint(source, address, default_scheme=_SCHEMES[protocol])
-        parts.append(endpoint_setting(source, endpoint))
+        endpoints = proxy_endpoints(source, address, default_scheme=_SCHEMES[protocol])
+        parts.append(endpoint_setting(source, endpoints))
     return parts
 
 

@@ -71,7 +71,9 @@ def test_env_variables(recording: Recording, forbidden_run: object) -> None:
                 "http",
             ),
         ],
-        "baseurl.errors": [{"source": "env:OPENAI_API_BASE", "error": "invalid-url"}],
+        "baseurl.errors": [
+            {"field": "baseurl.env", "source": "env:OPENAI_API_BASE", "error": "invalid-url"}
+        ],
     }
 
 
@@ -222,7 +224,9 @@ def test_hostile_recording(recording: Recording) -> None:
     assert values == {
         "baseurl.env": [
             # A backslash ends the authority for WHATWG clients: the real host is evil.example.
+            # Node clients read the backslash as a slash, httpx as userinfo: both hosts.
             _url("env:OPENAI_BASE_URL", "openai", "evil.example", "custom"),
+            _url("env:OPENAI_BASE_URL", "openai", "api.openai.com", "official"),
             _url(
                 "env:GOOGLE_GEMINI_BASE_URL",
                 "google-gemini",
@@ -232,16 +236,20 @@ def test_hostile_recording(recording: Recording) -> None:
         ],
         "baseurl.tools": [],
         "baseurl.errors": [
-            {"source": "env:ANTHROPIC_BASE_URL", "error": "invalid-url"},
-            {"source": "claude-code:user", "error": "invalid-json"},
-            {"source": "claude-code:project", "error": "unexpected-shape"},
-            {"source": "claude-code:local", "error": "unexpected-shape"},
-            {"source": "codex:user", "error": "invalid-toml"},
-            {"source": "aider:home", "error": "invalid-yaml"},
-            {"source": "continue:user", "error": "invalid-yaml"},
-            {"source": "gemini-cli:user", "error": "invalid-url"},
-            {"source": "gemini-cli:user", "error": "invalid-url"},
-            {"source": "opencode:user", "error": "invalid-json"},
+            {"field": "baseurl.env", "source": "env:ANTHROPIC_BASE_URL", "error": "invalid-url"},
+            {"field": "baseurl.tools", "source": "claude-code:user", "error": "invalid-json"},
+            {
+                "field": "baseurl.tools",
+                "source": "claude-code:project",
+                "error": "unexpected-shape",
+            },
+            {"field": "baseurl.tools", "source": "claude-code:local", "error": "unexpected-shape"},
+            {"field": "baseurl.tools", "source": "codex:user", "error": "invalid-toml"},
+            {"field": "baseurl.tools", "source": "aider:home", "error": "invalid-yaml"},
+            {"field": "baseurl.tools", "source": "continue:user", "error": "invalid-yaml"},
+            {"field": "baseurl.tools", "source": "gemini-cli:user", "error": "invalid-url"},
+            {"field": "baseurl.tools", "source": "gemini-cli:user", "error": "invalid-url"},
+            {"field": "baseurl.tools", "source": "opencode:user", "error": "invalid-json"},
         ],
     }
     assert "sk-ant" not in json.dumps(values)
@@ -282,7 +290,7 @@ def test_generated_hostile_files_for_every_tool(
         target.mkdir()
     assert collect(empty_context, TOOLS | ERRORS) == {
         "baseurl.tools": [],
-        "baseurl.errors": [{"source": source, "error": error}],
+        "baseurl.errors": [{"field": "baseurl.tools", "source": source, "error": error}],
     }
 
 

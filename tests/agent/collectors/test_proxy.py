@@ -93,7 +93,7 @@ def test_linux_tool_proxies(recording: Recording) -> None:
 def test_macos_and_windows_tool_proxies(recording: Recording) -> None:
     mac, _ = recording("macos")
     assert list(find_tool_proxies(mac).found) == [
-        _ep("pip:user:proxy", "mac-proxy.corp.example", 443, scheme="https")
+        _ep("pip:user:proxy", "mac-proxy.corp.example", None, scheme="https")
     ]
     win, _ = recording("windows")
     assert list(find_tool_proxies(win).found) == [
@@ -234,12 +234,12 @@ def test_errors_alone_reads_every_source(recording: Recording) -> None:
     ctx, _ = recording("hostile")
     assert collect(ctx, frozenset({FieldId("proxy.errors")})) == {
         "proxy.errors": [
-            {"source": "env:HTTPS_PROXY", "error": "invalid-url"},
-            {"source": "git:global:http.proxy", "error": "invalid-url"},
-            {"source": "git:global:https.proxy", "error": "invalid-url"},
-            {"source": "claude-code:user", "error": "invalid-json"},
-            {"source": "claude-code:project", "error": "unexpected-shape"},
-            {"source": "claude-code:local", "error": "unexpected-shape"},
+            {"field": "proxy.env", "source": "env:HTTPS_PROXY", "error": "invalid-url"},
+            {"field": "proxy.tools", "source": "git:global:http.proxy", "error": "invalid-url"},
+            {"field": "proxy.tools", "source": "git:global:https.proxy", "error": "invalid-url"},
+            {"field": "proxy.tools", "source": "claude-code:user", "error": "invalid-json"},
+            {"field": "proxy.tools", "source": "claude-code:project", "error": "unexpected-shape"},
+            {"field": "proxy.tools", "source": "claude-code:local", "error": "unexpected-shape"},
         ]
     }
 
@@ -249,7 +249,9 @@ def test_errors_cover_only_the_sources_read(recording: Recording) -> None:
     wanted = frozenset({FieldId("proxy.env"), FieldId("proxy.errors")})
     assert collect(ctx, wanted) == {
         "proxy.env": [],
-        "proxy.errors": [{"source": "env:HTTPS_PROXY", "error": "invalid-url"}],
+        "proxy.errors": [
+            {"field": "proxy.env", "source": "env:HTTPS_PROXY", "error": "invalid-url"}
+        ],
     }
 
 

@@ -82,8 +82,10 @@ def test_explain_relay_evidence_with_relay_policy() -> None:
     decision = explanation.decision
     assert not decision.allow
     fired = {r.rule: r for r in decision.results if not r.passed}
-    assert set(fired) == {"base_url", "proxy", "tunnels"}
+    assert set(fired) == {"base_url", "proxy", "tunnels", "timezone"}
     assert fired["tunnels"].mode is RuleMode.REPORT
+    # Berlin is at UTC+02:00 on the evidence's iat (September); the vector says +60.
+    assert "is not Europe/Berlin's UTC+02:00 at iat" in fired["timezone"].reason
     assert "env:ANTHROPIC_BASE_URL -> 127.0.0.1 (localhost)" in fired["base_url"].reason
     assert OFFLINE_NOTE in explanation.notes
     text = render_explanation(explanation)

@@ -22,6 +22,7 @@ from server.policy import (
 )
 from server.policy.baseurl import BaseUrlRule
 from server.policy.loader import FAMILIES
+from server.policy.model import TokenBinding
 from server.policy.proxy import ProxyRule
 from server.policy.rules import ClockSkewRule, KeyClassRule, RequiredFieldsRule
 from server.policy.timezone import TimezoneRule
@@ -182,4 +183,6 @@ def test_format_in_the_loader_docstring_parses() -> None:
     text = "\n".join(line.removeprefix("    ") for line in block.splitlines())
     policy = parse_policy(text, source="docstring")
     assert [r.name for r in policy.rules] == list(FAMILIES)
-    assert policy.token == TokenSettings(ttl_s=900, audience="llm-gateway")
+    assert policy.token == TokenSettings(
+        ttl_s=900, audience="llm-gateway", binding=TokenBinding.DPOP
+    )

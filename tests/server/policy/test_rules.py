@@ -62,11 +62,16 @@ def test_required_fields_from_manifest_and_policy(facts: MakeFacts, mode: RuleMo
     ("zone", "passed", "reason"),
     [
         ("Europe/Berlin", True, "matches allow 'Europe/*'"),
-        ("europe/berlin", True, "matches allow 'Europe/*'"),
-        ("Europe/Nowhere", False, "matches deny 'Europe/Nowhere'"),
+        ("Europe/Paris", False, "matches deny 'Europe/Paris'"),
+        # Names are canonicalized through tzdata before any glob sees them.
+        ("UTC", True, "zone Etc/UTC (sent as UTC) matches allow 'Etc/UTC'"),
+        ("Asia/Calcutta", False, "zone Asia/Kolkata (sent as Asia/Calcutta) matches deny"),
+        # Names tzdata does not know are refused, whatever the globs say.
+        ("europe/berlin", False, "zone 'europe/berlin' is not in tzdata"),
+        ("Europe/Nowhere", False, "zone 'Europe/Nowhere' is not in tzdata"),
         ("Asia/Tokyo", False, "matches none of allow: Europe/*, Etc/UTC"),
         ("Etc/UTC", True, "matches allow 'Etc/UTC'"),
-        ("Etc/UTC2", False, "matches none of allow"),
+        ("Etc/UTC2", False, "is not in tzdata"),
         (None, False, "zone unknown (timezone.iana is null)"),
         (42, False, "field timezone.iana is not a zone name"),
         ("", False, "is not a zone name"),
@@ -78,7 +83,7 @@ def test_timezone_allow_and_deny(
 ) -> None:
     rule = TimezoneRule(
         allow=(zone_glob("Europe/*"), zone_glob("Etc/UTC")),
-        deny=(zone_glob("Europe/Nowhere"),),
+        deny=(zone_glob("Europe/Paris"), zone_glob("Asia/Kolkata")),
         mode=mode,
     )
     got, allow, why = _decide(rule, facts({"timezone.iana": zone}))
@@ -119,13 +124,17 @@ def test_timezone_not_sent_opt_out(facts: MakeFacts) -> None:
 
 # base URL
 
-BASE_FIELDS_EMPTY: dict[str, object] = {"baseurl.env": [], "baseurl.tools": []}
+BASE_FIELDS_EMPTY: dict[str, object] = {
+    "baseurl.env": [],
+    "baseurl.tools": [],
+    "baseurl.errors": [],
+}
 
 
 def _base(
     *entries: dict[str, object], tools: list[dict[str, object]] | None = None
 ) -> dict[str, object]:
-    return {"baseurl.env": list(entries), "baseurl.tools": tools or []}
+    return {"baseurl.env": list(entries), "baseurl.tools": tools or [], "baseurl.errors": []}
 
 
 @pytest.mark.parametrize(
@@ -196,7 +205,6 @@ def test_base_url_lists_at_most_five(facts: MakeFacts) -> None:
         "not a list",
         [1],
         [{"source": "env:X", "host": "h"}],
-        [{**base_url("h"), "classification": "sideways"}],
         [{**base_url("h"), "host": ""}],
     ],
 )
@@ -222,7 +230,7 @@ def test_base_url_partly_not_sent(facts: MakeFacts) -> None:
 
 def test_base_url_narrowed_fields(facts: MakeFacts) -> None:
     rule = BaseUrlRule(fields=(BaseUrlRule().fields[0],))
-    assert _decide(rule, facts({"baseurl.env": []}))[0]
+    assert _decide(rule, facts({"baseurl.env": [], "baseurl.errors": []}))[0]
 
 
 # proxy
@@ -231,7 +239,7 @@ OURS = (host_glob("proxy.example.internal"),)
 
 
 def _proxies(**by_field: list[dict[str, object]]) -> dict[str, object]:
-    sent: dict[str, object] = {f"proxy.{k}": [] for k in ("env", "os", "pac", "tools")}
+    sent: dict[str, object] = {f"proxy.{k}": [] for k in ("env", "os", "pac", "tools", "errors")}
     sent.update({f"proxy.{k}": v for k, v in by_field.items()})
     return sent
 
@@ -256,10 +264,11 @@ def test_proxy_none_allowed(facts: MakeFacts) -> None:
 
 def test_proxy_required(facts: MakeFacts) -> None:
     rule = ProxyRule(allowed_hosts=OURS, require_proxy=True, fields=(ProxyRule().fields[0],))
-    passed, _, reason = _decide(rule, facts({"proxy.env": []}))
+    passed, _, reason = _decide(rule, facts({"proxy.env": [], "proxy.errors": []}))
     assert not passed
     assert reason.startswith("no proxy configured in proxy.env; policy requires one of")
-    assert _decide(rule, facts({"proxy.env": [proxy_endpoint("proxy.example.internal")]}))[0]
+    ours = [proxy_endpoint("proxy.example.internal")]
+    assert _decide(rule, facts({"proxy.env": ours, "proxy.errors": []}))[0]
 
 
 def test_proxy_any_host(facts: MakeFacts) -> None:
