@@ -193,7 +193,7 @@ def test_no_token_when_the_audit_write_fails(
     client = TestClient(create_app(runtime))
     device_id, key = _enrolled(client, runtime, tmp_path)
     evidence = _evidence(client, runtime, device_id, key)
-    original = runtime.store.settle_attestation
+    original = runtime.store.spend_nonce
     issued: list[object] = []
 
     def failing_settle(nonce: str, *, audit: AuditEvent | None, **kw: Any) -> object:
