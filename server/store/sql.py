@@ -277,10 +277,11 @@ class SqlStore:
             dialect_insert(nonces)
             .values(nonce=nonce, binding=binding, expires_at=expires_at, consumed_at=now)
             .on_conflict_do_nothing(index_elements=["nonce"])
+            .returning(nonces.c.nonce)
         )
         record = None
         with self._tx() as conn:
-            if conn.execute(statement).rowcount != 1:
+            if conn.execute(statement).first() is None:
                 return NonceOutcome.ALREADY_USED, None
             if audit is not None:
                 record = self._append(conn, audit)

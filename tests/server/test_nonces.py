@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ from server.nonces import (
     purge_spent_nonces,
 )
 from server.store import AuditEvent, NonceOutcome
+from server.store.migrate import upgrade
+from server.store.sql import SqlStore, make_engine
 from tests.server.memstore import MemoryStore
 
 NOW = 1_800_000_000
@@ -163,3 +166,32 @@ def test_expiries_past_2038_work() -> None:
     issuer = nonces()
     nonce = issuer.issue(DEVICE, now=late, ttl_s=60).nonce
     assert issuer.spend(nonce, binding=DEVICE, now=late + 59)[0] is NonceOutcome.CONSUMED
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
+    url = (
+        f"sqlite:///{tmp_path / 'db.sqlite'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    engine = make_engine(url)
+    upgrade(engine)
+    try:
+        yield SqlStore(engine)
+    finally:
+        engine.dispose()
+
+
+def test_the_sql_store_spends_a_nonce_once_with_its_audit_record(sql_store: SqlStore) -> None:
+    issuer = ChallengeNonces(KEY, sql_store)
+    nonce = issuer.issue(DEVICE, now=NOW, ttl_s=60).nonce
+    event = AuditEvent("attest", "dev_a", "allow", {"n": 1})
+    outcome, record = issuer.spend(nonce, binding=DEVICE, now=NOW, audit=event)
+    assert outcome is NonceOutcome.CONSUMED
+    assert record is not None
+    assert sql_store.audit_records()[-1].seq == record.seq
+    again = issuer.spend(nonce, binding=DEVICE, now=NOW, audit=event)
+    assert again == (NonceOutcome.ALREADY_USED, None)
+    assert len(sql_store.audit_records()) == 1  # the refused spend wrote nothing
+    assert purge_spent_nonces(sql_store, now=NOW + 60 + PURGE_MARGIN_S + 1) == 1
