@@ -55,8 +55,10 @@ class Bench:
 
     def refused(self, error: type[ProblemError], step: str, reason: str = "", **body: Any) -> None:
         before = len(self.store.audit)
-        with pytest.raises(error):
+        with pytest.raises(error) as raised:
             self.enrollment.enroll(**body)
+        assert isinstance(raised.value.detail, str)
+        assert len(raised.value.detail) > 20  # a sentence that says what to do
         assert len(self.store.audit) == before + 1, "the refusal was not audited"
         record = self.store.audit[-1]
         assert (record.event, record.decision) == ("enroll.rejected", "reject")
@@ -135,6 +137,8 @@ def test_someone_elses_public_key_is_refused(bench: Bench, tmp_path: Path) -> No
     body = bench.body()
     body["jwk"] = victim.public_jwk()
     bench.refused(EnrollmentRejectedError, "proof", "another key", **body)
+    assert bench.store.audit[-1].data is not None
+    assert bench.store.audit[-1].data["format"] == "none"
     assert bench.store.devices == {}
     assert bench.store.tokens[token_sha256(TOKEN)][0] == 5  # the token is not spent
 
@@ -169,6 +173,8 @@ def test_a_challenge_for_another_token_is_refused(bench: Bench) -> None:
     body = bench.body(token="et_other")
     body["enrollment_token"] = TOKEN
     bench.refused(EnrollmentRejectedError, "nonce", "enrollment nonce unknown", **body)
+    assert bench.store.audit[-1].data is not None
+    assert bench.store.audit[-1].data["format"] == "none"
 
 
 def test_a_replayed_challenge_is_refused(bench: Bench, tmp_path: Path) -> None:
@@ -199,6 +205,8 @@ def test_a_token_used_up_between_challenge_and_enroll_is_refused(bench: Bench) -
     original = bench.store.spend_enrollment_token
     bench.store.spend_enrollment_token = lambda *a, **k: False  # type: ignore[method-assign]
     bench.refused(EnrollmentRejectedError, "token", "used up meanwhile", **body)
+    assert bench.store.audit[-1].data is not None
+    assert bench.store.audit[-1].data["reason"] == "token used up meanwhile"
     bench.store.spend_enrollment_token = original  # type: ignore[method-assign]
     assert bench.store.devices == {}
 
@@ -246,6 +254,8 @@ def test_a_none_statement_without_a_valid_proof_is_refused(
 def test_the_same_key_twice_is_refused(bench: Bench) -> None:
     assert isinstance(bench.enrollment.enroll(**bench.body()), EnrolledDevice)
     bench.refused(EnrollmentRejectedError, "duplicate", "already enrolled", **bench.body())
+    assert bench.store.audit[-1].data is not None
+    assert bench.store.audit[-1].data["reason"].startswith("key ")
 
 
 def test_tpm2_without_a_trust_store_says_what_to_do(bench: Bench) -> None:
@@ -318,8 +328,10 @@ def test_tpm2_enrolls_only_after_activation(
         bench.enrollment.activate_tpm2(
             enrollment_id=pending.enrollment_id, secret=b64url_encode(bytes(32))
         )
-    assert bench.store.audit[-1].data is not None
-    assert bench.store.audit[-1].data["step"] == "activation"
+    data = bench.store.audit[-1].data
+    assert data is not None
+    assert (data["step"], data["format"]) == ("activation", "tpm2")
+    assert data["reason"] == f"wrong activation secret for {pending.enrollment_id}"
     # the wrong answer used up the pending enrollment
     with pytest.raises(EnrollmentRejectedError, match="unknown, expired or already answered"):
         bench.enrollment.activate_tpm2(
@@ -385,3 +397,47 @@ def test_an_expired_pending_enrollment_is_refused(
     assert isinstance(pending, PendingTpm2)
     stored = bench.store.pending[pending.enrollment_id]
     assert stored.expires_at == bench.store.now + 300
+    assert pending.enrollment_id.startswith("enr_")
+    assert len(pending.enrollment_id) == 4 + 24
+
+
+def test_ids_and_tokens_are_long_random_strings(bench: Bench) -> None:
+    from server.enrollment import new_device_id, new_enrollment_token
+
+    token = new_enrollment_token()
+    assert token.startswith("et_")
+    assert len(token) == 3 + 32
+    assert token != new_enrollment_token()
+    device = new_device_id()
+    assert device.startswith("dev_")
+    assert len(device) == 4 + 24
+    done = bench.enrollment.enroll(**bench.body())
+    assert isinstance(done, EnrolledDevice)
+    assert done.device_id.startswith("dev_")
+    assert bench.store.devices[done.device_id].device_id == done.device_id
+
+
+def test_an_unknown_activation_is_refused_and_audited(bench: Bench) -> None:
+    with pytest.raises(EnrollmentRejectedError, match="run 'envattest init' again"):
+        bench.enrollment.activate_tpm2(enrollment_id="enr_nope", secret="AAAA")
+    data = bench.store.audit[-1].data
+    assert data is not None
+    assert (data["step"], data["format"]) == ("activation", "tpm2")
+    assert "enr_nope" in data["reason"]
+
+
+def test_the_tpm_trust_store_is_loaded_from_its_directory(tmp_path: Path) -> None:
+    from server.enrollment import load_tpm_trust_store
+    from server.errors import ConfigError
+
+    assert load_tpm_trust_store(None) is None
+    case = json.loads((TPM_VECTORS / "valid_rsa2048_ek.json").read_text())
+    roots = tmp_path / "roots"
+    roots.mkdir()
+    for index, pem in enumerate(case["trust_store_pem"]):
+        (roots / f"ca{index}.pem").write_text(pem)
+    store = load_tpm_trust_store(roots)
+    assert store is not None
+    assert store.anchors
+    with pytest.raises(ConfigError, match="--tpm-roots"):
+        load_tpm_trust_store(tmp_path / "absent")

@@ -73,14 +73,21 @@ class Bench:
         return self.sign(self.claims(**overrides))
 
     def refused(
-        self, body: bytes, error: type[ProblemError], step: str, reason: str = ""
+        self,
+        body: bytes,
+        error: type[ProblemError],
+        step: str,
+        reason: str = "",
+        device_id: str | None = "dev_a",
     ) -> dict[str, Any]:
         before = len(self.store.audit)
-        with pytest.raises(error):
+        with pytest.raises(error) as raised:
             self.verifier.attest(body)
+        assert "envattest" in raised.value.detail  # says what to do
         assert len(self.store.audit) == before + 1, "the refusal was not audited"
         record = self.store.audit[-1]
         assert (record.event, record.decision) == ("attest.rejected", "reject")
+        assert record.device_id == device_id
         assert record.data is not None
         assert record.data["step"] == step, record.data
         assert reason in record.data["reason"], record.data
@@ -144,7 +151,9 @@ def test_valid_evidence_gets_a_token_after_its_audit_record(bench: Bench) -> Non
     assert token["cnf"] == {"jkt": bench.store.devices["dev_a"].jkt}
     assert token["key_class"] == "software"
     assert token["exp"] - token["iat"] == 900
+    assert token["policy_version"] == "default-1"
     assert outcome.token.expires_in == 900
+    assert outcome.device.device_id == "dev_a"
 
 
 def test_the_challenge_refuses_unknown_and_revoked_devices(bench: Bench) -> None:
@@ -175,8 +184,7 @@ def test_the_challenge_nonce_expires_after_its_ttl(bench: Bench) -> None:
 )
 def test_claims_refused_at_parse(bench: Bench, override: dict[str, Any], reason: str) -> None:
     claims = bench.claims(**override)
-    bench.refused(bench.sign(claims, kid="dev_a"), AttestationRejectedError, "parse", reason)
-    assert bench.store.audit[-1].device_id is None
+    bench.refused(bench.sign(claims, kid="dev_a"), AttestationRejectedError, "parse", reason, None)
 
 
 def test_kid_and_sub_mismatch_is_caught_before_the_kids_key_verifies(
@@ -190,12 +198,12 @@ def test_kid_and_sub_mismatch_is_caught_before_the_kids_key_verifies(
         "dev_b", jwk, jwk_thumbprint(load_public_jwk(jwk)), "software", NOW
     )
     body = bench.sign(bench.claims(), kid="dev_b", key=other)
-    bench.refused(body, AttestationRejectedError, "parse", "kid and sub")
+    bench.refused(body, AttestationRejectedError, "parse", "kid and sub", None)
 
 
 def test_unknown_device(bench: Bench) -> None:
     claims = bench.claims(sub="dev_nope")
-    bench.refused(bench.sign(claims), AttestationRejectedError, "device", "device unknown")
+    bench.refused(bench.sign(claims), AttestationRejectedError, "device", "device unknown", None)
 
 
 def test_revoked_device(bench: Bench) -> None:
@@ -209,7 +217,7 @@ def test_revoked_device(bench: Bench) -> None:
 def test_signature_by_another_key(bench: Bench, tmp_path: Path) -> None:
     intruder = SoftwareKey.create(tmp_path / "x.pem")
     body = bench.sign(bench.claims(), key=intruder)
-    bench.refused(body, AttestationRejectedError, "signature")
+    bench.refused(body, AttestationRejectedError, "signature", "signature: ")
     assert bench.store.spent == {}  # a forged submission spends nothing
 
 
@@ -247,6 +255,8 @@ def test_iat_skew_bound_is_inclusive(bench: Bench, iat: int, allowed: bool) -> N
     direction = "behind" if iat < NOW else "ahead of"
     assert f"{SKEW + 1} s {direction}" in refused.value.detail
     assert f"the bound is {SKEW} s" in refused.value.detail
+    assert refused.value.extra["decision"] == "deny"
+    assert "clock_skew" in refused.value.extra["reasons"][0]
     assert bench.store.audit[-1].data is not None
     assert bench.store.audit[-1].data["step"] == "iat"
     assert len(bench.store.spent) == before + 1  # the nonce is spent with the refusal
@@ -314,3 +324,42 @@ def test_a_policy_deny_is_audited_with_no_token(tmp_path: Path) -> None:
 
 def test_profile_constant_is_what_the_agent_signs(bench: Bench) -> None:
     assert bench.claims()["eat_profile"] == EAT_PROFILE
+
+
+def test_a_withheld_enforce_field_denies_and_names_it(bench: Bench) -> None:
+    from attest.manifest import FieldMode
+
+    enforce = sorted(r.field.id for r in bench.manifest.fields if r.mode is FieldMode.ENFORCE)
+    report = sorted(r.field.id for r in bench.manifest.fields if r.mode is not FieldMode.ENFORCE)
+    assert enforce
+    assert report
+    claims = bench.claims()
+    claims["consent"]["fields"] = [f for f in claims["consent"]["fields"] if f != enforce[0]]
+    del claims["signals"][enforce[0]]
+    with pytest.raises(AccessDeniedError) as denied:
+        bench.verifier.attest(bench.sign(claims))
+    assert any(enforce[0] in r for r in denied.value.extra["reasons"])
+    # a withheld report field is fine
+    claims = bench.claims()
+    claims["consent"]["fields"] = [f for f in claims["consent"]["fields"] if f != report[0]]
+    del claims["signals"][report[0]]
+    assert bench.verifier.attest(bench.sign(claims)).decision.allow
+
+
+def test_refusals_after_the_device_lookup_name_the_device(bench: Bench) -> None:
+    claims = bench.claims()
+    claims["consent"]["manifest_sha256"] = "f" * 64
+    with pytest.raises(ConsentRequiredError) as refused:
+        bench.verifier.attest(bench.sign(claims))
+    assert "envattest consent" in refused.value.detail
+    record = bench.store.audit[-1]
+    assert (record.event, record.device_id, record.decision) == (
+        "attest.rejected",
+        "dev_a",
+        "reject",
+    )
+    claims = bench.claims()
+    claims["consent"]["fields"] = ["timezone.iana"]
+    with pytest.raises(ConsentRequiredError) as refused:
+        bench.verifier.attest(bench.sign(claims))
+    assert "envattest consent" in refused.value.detail
