@@ -299,9 +299,75 @@ def _cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _device_proxy(args: argparse.Namespace, environ_for: Any) -> Any:
+    """The loopback proxy for this device, attesting as ``environ_for(endpoint)`` is seen."""
+    from agent.errors import AgentError
+    from agent.proxy.device import device_proxy
+    from agent.proxy.rewrite import Upstream
+
+    if not args.upstream:
+        raise AgentError("the proxy needs --upstream https://GATEWAY, your organisation's gateway")
+    upstream = Upstream.parse(args.upstream)
+    home = _home(args)
+    return device_proxy(
+        home,
+        _load_key(home, home.enrollment()),
+        upstream=upstream,
+        context=_context(args),
+        environ_for=environ_for,
+        ca_file=args.ca_file,
+        port=getattr(args, "port", 0),
+        report=lambda line: print(line, file=sys.stderr),
+    )
+
+
+def _cmd_proxy(args: argparse.Namespace) -> int:
+    from agent.proxy.toolenv import marked_environment
+
+    proxy = _device_proxy(args, lambda endpoint: marked_environment(os.environ, endpoint))
+    endpoint = proxy.start()
+    print(endpoint.base_url, flush=True)
+    print(
+        f"envattest proxy: forwarding to {endpoint.upstream.url}; give your tool the base URL "
+        "above (it holds this run's secret); Ctrl-C stops",
+        file=sys.stderr,
+        flush=True,
+    )
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("envattest proxy: stopped", file=sys.stderr)
+    finally:
+        proxy.stop()
+    return 0
+
+
+def _cmd_exec_via_proxy(args: argparse.Namespace) -> int:
+    from agent.execwrap import command_argv, run_via_proxy
+    from agent.proxy.toolenv import tool_environment, wiring_for
+
+    wiring = wiring_for(command_argv(args.command)[0], args.tool)
+
+    def environment(endpoint: Any) -> dict[str, str]:
+        return tool_environment(os.environ, wiring, endpoint)
+
+    proxy = _device_proxy(args, environment)
+    return run_via_proxy(args.command, proxy=proxy, environment=environment)
+
+
 def _cmd_exec(args: argparse.Namespace) -> int:
     from agent.execwrap import check_env_var_name, command_argv, run_with_token
 
+    if args.via_proxy:
+        return _cmd_exec_via_proxy(args)
+    if args.upstream or args.tool or args.ca_file:
+        from agent.errors import AgentError
+
+        raise AgentError("--upstream, --tool and --ca-file apply only with --via-proxy")
     check_env_var_name(args.env_var)
     command_argv(args.command)  # usage errors before any attestation
     token = _token(args)
@@ -478,6 +544,10 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--project", help="project directory for project-level tool settings")
 
+    def upstream_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--upstream", metavar="URL", help="your organisation's gateway, https://...")
+        p.add_argument("--ca-file", help="PEM CA bundle for a gateway with a private CA")
+
     p = sub.add_parser("init", help="show the verifier's manifest, ask consent, enroll a key")
     p.add_argument(
         "--server", required=True, help="verifier base URL, e.g. https://verifier.example"
@@ -534,8 +604,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="environment variable that receives the token (default ENVATTEST_TOKEN)",
     )
     p.add_argument("--project", help="project directory for project-level tool settings")
+    p.add_argument(
+        "--via-proxy",
+        action="store_true",
+        help="run COMMAND with its base URL at a loopback proxy that adds the token and a "
+        "proof of this device's key to every request (claude, codex, gemini, aider)",
+    )
+    upstream_options(p)
+    p.add_argument(
+        "--tool",
+        choices=["claude", "codex", "gemini", "aider"],
+        help="with --via-proxy: which tool's variables to set (default: from COMMAND's name)",
+    )
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     p.set_defaults(func=_cmd_exec)
+
+    p = sub.add_parser(
+        "proxy",
+        help="serve a loopback proxy to your gateway that adds the token and a proof of this "
+        "device's key to every request; prints the base URL to give a tool",
+    )
+    upstream_options(p)
+    p.add_argument("--port", type=int, default=0, help="loopback port (default: a free one)")
+    p.add_argument("--project", help="project directory for project-level tool settings")
+    p.set_defaults(func=_cmd_proxy)
 
     p = sub.add_parser(
         "doctor",

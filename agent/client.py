@@ -34,6 +34,8 @@ class Granted:
     access_token: str
     expires_in: int
     reasons: list[str]
+    token_type: str = "Bearer"  # noqa: S105 (a token type, not a secret)
+    """``DPoP`` when the token must travel with a proof of the device key (RFC 9449)."""
 
 
 def tls_trust_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
@@ -217,7 +219,12 @@ class VerifierClient:
         token, expires_in = doc.get("access_token"), doc.get("expires_in")
         if not isinstance(token, str) or not isinstance(expires_in, int):
             raise ProtocolError("the verifier allowed access but sent no token")
-        return Granted(token, expires_in, [str(r) for r in doc.get("reasons", [])])
+        token_type = doc.get("token_type", "Bearer")
+        if token_type not in ("Bearer", "DPoP"):
+            raise ProtocolError(f"the verifier issued an unknown token type {token_type!r}")
+        return Granted(
+            token, expires_in, [str(r) for r in doc.get("reasons", [])], token_type=token_type
+        )
 
     def get_json(self, path: str, *, bearer: str | None = None, during: str) -> dict[str, Any]:
         """GET a JSON document, optionally with a bearer credential."""

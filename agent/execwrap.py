@@ -1,20 +1,27 @@
-"""``envattest exec``: run a command with a fresh access token in an environment variable.
+"""``envattest exec``: run a command with a fresh access token in an environment variable,
+or (``--via-proxy``) with its base URL pointed at the agent's loopback proxy.
 
 For tools that read their credential from the environment at start (Codex's ``env_key``, the
 OpenAI and Anthropic SDKs, scripts), where an ``apiKeyHelper``-style hook does not exist. The
 command replaces this process on POSIX, so signals, the terminal and the exit code are the
-command's own; on Windows it runs as a child and its exit code is passed through.
+command's own; on Windows it runs as a child and its exit code is passed through. Through the
+proxy the command must run as a child, since the proxy lives in this process: Ctrl-C goes to
+the command alone, and its exit code is passed through.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn, Protocol
 
 from agent.errors import AgentError
+
+if TYPE_CHECKING:
+    from agent.proxy.running import ProxyEndpoint
 
 DEFAULT_ENV_VAR = "ENVATTEST_TOKEN"
 EXIT_USAGE, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND = 2, 126, 127
@@ -89,3 +96,63 @@ def run_with_token(
         raise CommandError(
             f"cannot execute {command[0]}: permission denied", EXIT_NOT_EXECUTABLE
         ) from None
+
+
+class StartableProxy(Protocol):
+    """What ``run_via_proxy`` needs of a proxy: start (binding, first token) and stop."""
+
+    def start(self) -> ProxyEndpoint:
+        """Serve; the endpoint tells the tool where."""
+        ...
+
+    def stop(self) -> None:
+        """Stop serving."""
+        ...
+
+
+def _signal_code(returncode: int) -> int:
+    """A child killed by signal N exits like a shell reports it: 128 + N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def run_child_in_foreground(argv: list[str], env: dict[str, str]) -> int:
+    """Run ``argv`` and wait; Ctrl-C belongs to the tool (it shares the terminal's process
+    group), SIGTERM and SIGHUP are passed on to it. Returns its exit code."""
+    try:
+        child = subprocess.Popen(argv, env=env)
+    except FileNotFoundError:
+        raise CommandError(
+            f"command not found: {argv[0]}; check the name and your PATH", EXIT_NOT_FOUND
+        ) from None
+    except PermissionError:
+        raise CommandError(
+            f"cannot execute {argv[0]}: permission denied", EXIT_NOT_EXECUTABLE
+        ) from None
+    forwarded = [s for s in ("SIGTERM", "SIGHUP") if hasattr(signal, s)]
+    previous = {name: signal.getsignal(getattr(signal, name)) for name in forwarded}
+    previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in forwarded:
+        signal.signal(getattr(signal, name), lambda signum, _frame: child.send_signal(signum))
+    try:
+        return _signal_code(child.wait())
+    finally:
+        signal.signal(signal.SIGINT, previous_int)
+        for name, handler in previous.items():
+            signal.signal(getattr(signal, name), handler)
+
+
+def run_via_proxy(
+    argv: Sequence[str],
+    *,
+    proxy: StartableProxy,
+    environment: Callable[[ProxyEndpoint], dict[str, str]],
+    run_child: Callable[[list[str], dict[str, str]], int] = run_child_in_foreground,
+) -> int:
+    """Start ``proxy``, run the command with ``environment(endpoint)``, stop the proxy;
+    returns the command's exit code."""
+    command = command_argv(argv)
+    endpoint = proxy.start()
+    try:
+        return run_child(command, environment(endpoint))
+    finally:
+        proxy.stop()

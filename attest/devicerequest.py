@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from attest.errors import FormatError
 from attest.jose import CompactJws, Signer, check_es256_header, parse_compact, sign_compact
+from attest.strictjson import parse_json_object
 
 REQUEST_TYP = "envattest-request+jwt"
 MAX_REQUEST_BYTES = 8 * 1024
@@ -56,11 +57,8 @@ def parse_device_request(body: bytes) -> DeviceRequest:
     except UnicodeDecodeError as exc:
         raise FormatError("device request must be an ASCII compact JWS") from exc
     kid = check_es256_header(jws.header, expected_typ=REQUEST_TYP)
-    try:
-        doc = json.loads(jws.payload)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise FormatError("device request payload is not JSON") from exc
-    if not isinstance(doc, dict) or set(doc) != {"sub", "eat_nonce", "iat", "action"}:
+    doc = parse_json_object(jws.payload, what="device request payload")
+    if set(doc) != {"sub", "eat_nonce", "iat", "action"}:
         raise FormatError("device request needs exactly sub, eat_nonce, iat, action")
     sub, nonce, iat = doc["sub"], doc["eat_nonce"], doc["iat"]
     if (

@@ -10,6 +10,7 @@ store, because only the caller knows which store is shared across its replicas.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -20,10 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from attest.b64 import b64url_encode
 from attest.errors import AttestError, FormatError, VerificationError
 from attest.jose import ES256, Signer, parse_compact, sign_compact, verify_es256
 from attest.jwk import jwk_thumbprint, load_public_jwk
+from attest.strictjson import parse_json_object
 
 DPOP_TYP = "dpop+jwt"
 MAX_PROOF_CHARS = 4096
@@ -67,6 +71,7 @@ def access_token_hash(access_token: str) -> str:
     return b64url_encode(hashlib.sha256(access_token.encode()).digest())
 
 
+@functools.lru_cache(maxsize=1024)
 def normalize_htu(url: str) -> str:
     """The comparable form of an HTTP URI: no query or fragment, lower-case scheme and host,
     default port dropped (RFC 9449 section 4.3 step 9, RFC 3986 section 6.2.2/6.2.3)."""
@@ -114,23 +119,35 @@ def create_proof(
     return sign_compact(header, json.dumps(claims, separators=(",", ":")).encode(), signer)
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in result:
-            raise FormatError(f"duplicate member {name!r}")
-        result[name] = value
-    return result
+@functools.lru_cache(maxsize=1024)
+def _public_key(x: str, y: str) -> tuple[ec.EllipticCurvePublicKey, str]:
+    """A proof key and its RFC 7638 thumbprint. A pure function of the coordinates, memoized:
+    one device signs every proof with the same key, and building the point is not free."""
+    key = load_public_jwk({"kty": "EC", "crv": "P-256", "x": x, "y": y})
+    return key, jwk_thumbprint(key)
+
+
+def _proof_key(jwk: object) -> tuple[ec.EllipticCurvePublicKey, str]:
+    """The header ``jwk`` as a public P-256 key and its thumbprint; only well-formed public
+    coordinates reach the memo, anything else gets ``load_public_jwk``'s precise error."""
+    if (
+        isinstance(jwk, Mapping)
+        and "d" not in jwk
+        and jwk.get("kty") == "EC"
+        and jwk.get("crv") == "P-256"
+        and isinstance(jwk.get("x"), str)
+        and isinstance(jwk.get("y"), str)
+    ):
+        return _public_key(jwk["x"], jwk["y"])
+    load_public_jwk(jwk)
+    raise FormatError("the jwk is not a public P-256 key")
 
 
 def _claims(payload: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(payload, object_pairs_hook=_reject_duplicates)
-    except (UnicodeDecodeError, ValueError, FormatError) as exc:
+        return parse_json_object(payload, what="DPoP proof claims")
+    except FormatError as exc:
         raise DpopProofError("dpop.format", "DPoP proof claims are not a JSON object") from exc
-    if not isinstance(value, dict):
-        raise DpopProofError("dpop.format", "DPoP proof claims are not a JSON object")
-    return value
 
 
 def _string_claim(claims: Mapping[str, Any], name: str, step: str) -> str:
@@ -174,7 +191,7 @@ def verify_proof(
         raise DpopProofError("dpop.header", "DPoP proof header has unsupported members")
     # (3) jwk: a public P-256 key, no private member (step 7)
     try:
-        key = load_public_jwk(header.get("jwk"))
+        key, jkt = _proof_key(header.get("jwk"))
     except FormatError as exc:
         raise DpopProofError("dpop.jwk", f"DPoP proof jwk: {exc}") from exc
     # (4) the signature verifies with that key (step 8)
@@ -183,7 +200,6 @@ def verify_proof(
     except VerificationError as exc:
         raise DpopProofError("dpop.signature", "DPoP proof signature does not verify") from exc
     # (5) the key is the one the token is bound to: thumbprint == cnf.jkt (step 12)
-    jkt = jwk_thumbprint(key)
     if expected_jkt is not None and not hmac.compare_digest(jkt, expected_jkt):
         raise DpopProofError("dpop.jkt", "DPoP proof is signed by a key the token is not bound to")
     claims = _claims(jws.payload)
@@ -197,7 +213,7 @@ def verify_proof(
         raise DpopProofError("dpop.htm", "DPoP proof is for another HTTP method")
     htu = _string_claim(claims, "htu", "dpop.htu")
     try:
-        matches = normalize_htu(htu) == normalize_htu(expected_htu)
+        matches = htu == expected_htu or normalize_htu(htu) == normalize_htu(expected_htu)
     except FormatError as exc:
         raise DpopProofError("dpop.htu", f"DPoP proof htu: {exc}") from exc
     if not matches:

@@ -21,6 +21,7 @@ from attest.catalog import FieldId, field_by_id
 from attest.errors import FormatError
 from attest.jose import CompactJws, Signer, check_es256_header, parse_compact, sign_compact
 from attest.jose import verify_es256 as _verify_es256
+from attest.strictjson import parse_json_object
 
 DeviceId = NewType("DeviceId", str)
 
@@ -154,12 +155,7 @@ def _consent(value: object) -> ConsentClaim:
 
 
 def _claims(payload: bytes) -> EvidenceClaims:
-    try:
-        doc = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError("evidence payload is not JSON") from exc
-    if not isinstance(doc, dict):
-        raise FormatError("evidence payload must be a JSON object")
+    doc = parse_json_object(payload, what="evidence payload")
     unknown = set(doc) - _CLAIMS
     if unknown:
         raise FormatError(f"unknown claims: {', '.join(sorted(unknown))}")

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 
 from attest.b64 import b64url_decode, b64url_encode
 from attest.errors import AlgorithmError, FormatError, SignatureError
+from attest.strictjson import parse_json_object
 
 ES256 = "ES256"
 _COORD_LEN = 32
@@ -43,13 +44,7 @@ class CompactJws:
 
 
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"{what} is not JSON") from exc
-    if not isinstance(value, dict):
-        raise FormatError(f"{what} is not a JSON object")
-    return value
+    return parse_json_object(raw, what=what)
 
 
 def canonical_json(value: object) -> bytes:

@@ -9,11 +9,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from attest import __version__
 from server.api import device, operations, protocol, relying, tokenstatus
+from server.api.bodies import MalformedBodyError
+from server.edge import EdgeLayer
 from server.errors import BadRequestError, ProblemError
-from server.limits import BodyLimitMiddleware
-from server.metrics import RequestMetricsMiddleware
+from server.limits import ClientAddresses, parse_trusted_proxies
 from server.openapi import install_openapi
-from server.ratelimit import RateLimitMiddleware
+from server.ratelimit import RateLimits
 from server.runtime import Runtime, build_runtime
 
 PROBLEM_JSON = "application/problem+json"
@@ -55,6 +56,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc, MalformedBodyError):
+            return problem_response(BadRequestError(str(exc.detail)))
         return problem_response(_HttpProblem(exc.status_code, str(exc.detail)))
 
 
@@ -73,13 +76,14 @@ def create_app(runtime: Runtime) -> FastAPI:
         paths.update(str(getattr(route, "path", "")) for route in api.routes)
         app.include_router(api)
     install_openapi(app)
-    # the last added runs first: metrics see every answer, the body limit precedes parsing
+    config = runtime.config
     app.add_middleware(
-        RateLimitMiddleware,
-        per_ip=runtime.ip_limiter,
-        per_device=runtime.device_limiter,
+        EdgeLayer,
+        addresses=ClientAddresses(parse_trusted_proxies(config.trusted_proxies)),
+        limits=RateLimits(per_address=runtime.ip_limiter, per_device=runtime.device_limiter),
         metrics=runtime.metrics,
+        routes=paths,
+        max_body_bytes=config.max_body_bytes,
+        body_timeout_s=config.body_timeout_s,
     )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=runtime.config.max_body_bytes)
-    app.add_middleware(RequestMetricsMiddleware, metrics=runtime.metrics, routes=paths)
     return app

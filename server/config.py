@@ -34,6 +34,8 @@ class ServerConfig:
     dpop_nonce_ttl_s: int = 0  # > 0: proofs must carry a server nonce rotated this often
     token_check: str = "standard"  # noqa: S105 - "strict": a token's jti must match an audited allow
     usage_flush_s: int = 10  # forward-auth usage is written to the database this often
+    body_timeout_s: int = 10  # a body not complete this long after the request head: 408
+    trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-For is believed
 
     @property
     def manifest_path(self) -> Path:
@@ -79,6 +81,8 @@ def load_config(data_dir: Path, **overrides: Any) -> ServerConfig:
     config = ServerConfig(data_dir=data_dir.resolve())
     for name, value in {**doc, **{k: v for k, v in overrides.items() if v is not None}}.items():
         expected = type(getattr(config, name))
+        if expected is tuple and isinstance(value, list) and all(isinstance(v, str) for v in value):
+            value = tuple(value)
         if not isinstance(value, expected) or isinstance(value, bool):
             raise ConfigError(f"{path}: {name} must be a {expected.__name__}")
         config = replace(config, **{name: value})

@@ -3,6 +3,7 @@
 ServerError
 ├── ProblemError            answered to the client as application/problem+json
 │   ├── BadRequestError         400 malformed or wrongly typed body
+│   ├── RequestTimeoutError     408 body not complete within the deadline
 │   ├── PayloadTooLargeError    413 body over the limit
 │   ├── UnsupportedMediaError   415 wrong Content-Type
 │   ├── EnrollmentRejectedError 401 bad, used or expired enrollment token or key proof
@@ -72,6 +73,14 @@ class ProblemError(ServerError):
 
 class BadRequestError(ProblemError):
     """The body is malformed or wrongly typed."""
+
+
+class RequestTimeoutError(ProblemError):
+    """The body did not arrive within the deadline (slow or stalled client)."""
+
+    status = 408
+    slug = "request-timeout"
+    title = "Request timeout"
 
 
 class PayloadTooLargeError(ProblemError):

@@ -149,7 +149,22 @@ class TokenChecker:
         requested_audience: str | None = None,
     ) -> ActiveToken:
         """Verify the token and, when bound or presented as DPoP, its proof for ``target``."""
-        token = presented.token
+        active = await self._active(presented.token, requested_audience)
+        # (7) possession, per request (RFC 9449 section 7): a DPoP-bound token only with a proof
+        if active.claims.get("binding") == DPOP and presented.scheme != "dpop":
+            raise InactiveTokenError(
+                "dpop.scheme", "DPoP-bound token presented as bearer", challenge=DPOP_CHALLENGE
+            )
+        if presented.scheme == "dpop":
+            await self._check_proof(presented, active.device.jkt, target)
+        return active
+
+    async def status(self, token: str) -> ActiveToken:
+        """Steps (1)-(6) only, for the token's holder asking whether it is still good: the
+        answer grants nothing, so no proof of possession is needed."""
+        return await self._active(token, None)
+
+    async def _active(self, token: str, requested_audience: str | None) -> ActiveToken:
         # (1) a token, bounded in size
         if not token or len(token) > MAX_TOKEN_CHARS:
             raise InactiveTokenError("token", "missing or oversized token")
@@ -175,14 +190,6 @@ class TokenChecker:
             device.device_id, str(claims["jti"]), int(claims["iat"])
         ):
             raise InactiveTokenError("token.audit", "no audited allow names this token id")
-        # (7) possession, per request (RFC 9449 section 7): a DPoP-bound token only with a proof
-        bound = claims.get("binding") == DPOP
-        if bound and presented.scheme != "dpop":
-            raise InactiveTokenError(
-                "dpop.scheme", "DPoP-bound token presented as bearer", challenge=DPOP_CHALLENGE
-            )
-        if presented.scheme == "dpop":
-            await self._check_proof(presented, device.jkt, target)
         return ActiveToken(claims, device)
 
     async def _check_proof(

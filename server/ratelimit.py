@@ -1,32 +1,38 @@
-"""Rate limits: token buckets per client IP and per device, in process.
+"""Rate limits: token buckets per client address and per device, in process.
 
 Each replica keeps its own buckets (a client behind a load balancer may get up to N times the
 limit across N replicas; documented in docs/deploy.md). A bucket holds one minute's allowance
 and refills continuously. Forward auth, introspection, JWKS and health are not limited here:
 gateways call them for every request and authenticate differently.
+
+A device id is public (it is in every token and every piece of evidence), so no bucket is
+spent under a device id before the device's key has signed the request: before that proof a
+request is counted under its client address only (IPv6 by /64). The device bucket is spent
+after ``/v1/attest`` answers with a status that only follows a verified signature; before, it
+is only looked at, so a flood under a victim's device id cannot lock the victim out.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import math
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
+from attest.b64 import b64url_decode
+from attest.errors import FormatError
+from attest.strictjson import JsonLimits, parse_json_object
 from server.errors import RateLimitedError
-from server.limits import client_address
-from server.metrics import Metrics
 
 UNLIMITED_PATHS = frozenset(
     {"/healthz", "/readyz", "/metrics", "/v1/authz", "/v1/introspect", "/.well-known/jwks.json"}
 )
-_DEVICE_PATHS = frozenset({"/v1/challenge", "/v1/attest"})
+ATTEST_PATH = "/v1/attest"
+# /v1/attest answers these only after step (4) of server/verifier.py, the signature with the
+# enrolled key, has passed: 200 allow, 400 malformed signal, 403 deny, 409 consent
+PROVEN_STATUSES = frozenset({200, 400, 403, 409})
+_HEADER_LIMITS = JsonLimits(max_bytes=1024, max_depth=2, max_members=8, max_string_chars=256)
 
 
 @dataclass
@@ -70,6 +76,18 @@ class TokenBucketLimiter:
                 return 0.0
             return (1.0 - bucket.tokens) / self.rate
 
+    def wait(self, key: str) -> float:
+        """Like ``take`` without spending: 0.0 if a token is there, else the seconds to wait."""
+        if self.capacity <= 0:
+            return 0.0
+        now = self._monotonic()
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                return 0.0
+            tokens = min(self.capacity, bucket.tokens + (now - bucket.updated) * self.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
     def _evict(self, now: float) -> None:
         # buckets that have refilled are indistinguishable from new ones: drop them first
         full = [
@@ -81,83 +99,53 @@ class TokenBucketLimiter:
             del self._buckets[key]
 
 
-def device_of(path: str, body: bytes) -> str | None:
-    """The device a challenge or evidence names (unverified: only a bucket key)."""
-    try:
-        if path == "/v1/challenge":
-            value = json.loads(body).get("device_id")
-        else:
-            head = body.split(b".", 1)[0]
-            value = json.loads(base64.urlsafe_b64decode(head + b"=" * (-len(head) % 4))).get("kid")
-    except (ValueError, AttributeError, binascii.Error):
+def attesting_device(body: bytes) -> str | None:
+    """The device evidence names in its JWS header, unverified: only a bucket to look at."""
+    head = body.split(b".", 1)[0]
+    if len(head) > 2 * _HEADER_LIMITS.max_bytes:
         return None
-    return value if isinstance(value, str) and len(value) <= 128 else None
+    try:
+        header = parse_json_object(b64url_decode(head.decode("ascii")), limits=_HEADER_LIMITS)
+    except (FormatError, UnicodeDecodeError):
+        return None
+    kid = header.get("kid")
+    return kid if isinstance(kid, str) and 0 < len(kid) <= 128 else None
 
 
-class RateLimitMiddleware:
-    """429 with Retry-After when a client IP or a device is over its limit."""
+def rate_limited(limit: str, wait_s: float) -> RateLimitedError:
+    """The 429 problem for a bucket that is empty for ``wait_s`` more seconds."""
+    return RateLimitedError(
+        f"too many requests from this {limit}; retry after the Retry-After seconds",
+        retry_after_s=max(1, math.ceil(wait_s)),
+    )
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        per_ip: TokenBucketLimiter,
-        per_device: TokenBucketLimiter,
-        metrics: Metrics,
-    ) -> None:
-        self.app = app
-        self.per_ip = per_ip
+
+class RateLimits:
+    """Which bucket a request is counted in, and when."""
+
+    def __init__(self, *, per_address: TokenBucketLimiter, per_device: TokenBucketLimiter) -> None:
+        self.per_address = per_address
         self.per_device = per_device
-        self.metrics = metrics
 
-    async def _refuse(self, send: Send, limit: str, wait: float) -> None:
-        self.metrics.rate_limited.labels(limit).inc()
-        error = RateLimitedError(
-            f"too many requests from this {limit}; retry after the Retry-After seconds",
-            retry_after_s=max(1, math.ceil(wait)),
-        )
-        body = json.dumps(error.to_problem()).encode()
-        headers = [(b"content-type", b"application/problem+json")]
-        headers += [(k.lower().encode(), v.encode()) for k, v in error.response_headers().items()]
-        headers.append((b"content-length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": error.status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+    @staticmethod
+    def applies(path: str) -> bool:
+        """Whether the path is limited at all."""
+        return path not in UNLIMITED_PATHS and not path.startswith("/v1/authz/")
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = str(scope.get("path", ""))
-        if scope["type"] != "http" or path in UNLIMITED_PATHS or path.startswith("/v1/authz/"):
-            await self.app(scope, receive, send)
-            return
-        wait = self.per_ip.take(client_address(scope))
-        if wait:
-            await self._refuse(send, "address", wait)
-            return
-        if path not in _DEVICE_PATHS or scope.get("method") != "POST":
-            await self.app(scope, receive, send)
-            return
-        # read the (size-limited) body once to find the device, then replay it
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        device = device_of(path, body)
-        if device is not None:
-            wait = self.per_device.take(device)
-            if wait:
-                await self._refuse(send, "device", wait)
-                return
-        replayed = False
+    @staticmethod
+    def device_scoped(path: str, method: str) -> bool:
+        """Whether the request may be counted under a device once its key has signed it."""
+        return path == ATTEST_PATH and method == "POST"
 
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
+    def address_wait(self, key: str) -> float:
+        """Spend one token of the address bucket: 0.0, or seconds to wait."""
+        return self.per_address.take(key)
 
-        await self.app(scope, replay, send)
+    def device_wait(self, device: str) -> float:
+        """Look at the device's bucket without spending: 0.0, or seconds to wait."""
+        return self.per_device.wait(device)
+
+    def charge_device(self, device: str, status: int) -> None:
+        """Spend from the device's bucket if the answer shows that its key signed."""
+        if status in PROVEN_STATUSES:
+            self.per_device.take(device)

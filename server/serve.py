@@ -89,6 +89,7 @@ def serve(config: ServerConfig, options: ServeOptions) -> None:
             ssl_certfile=options.tls_cert,
             ssl_keyfile=options.tls_key,
             access_log=False,
+            proxy_headers=False,  # X-Forwarded-For: only from trusted_proxies (server.limits)
         )
     )
 

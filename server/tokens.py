@@ -21,8 +21,11 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from attest.b64 import b64url_decode
+from attest.errors import FormatError
 from attest.jwk import jwk_thumbprint, public_jwk
 from attest.privatefile import ensure_private_dir, write_private_atomic
+from attest.strictjson import parse_json_object
 from server.errors import ConfigError
 
 TOKEN_TYP = "at+jwt"  # noqa: S105 (a media type, not a secret)
@@ -271,7 +274,11 @@ class TokenIssuer:
 
     def verify(self, token: str, *, audience: str | None = None) -> dict[str, Any]:
         """Decode and verify a token this verifier issued; raises jwt.PyJWTError."""
-        header = jwt.get_unverified_header(token)
+        try:
+            # bounded JSON, duplicates refused; the header only (PyJWT decodes the rest)
+            header = parse_json_object(b64url_decode(token.split(".", 1)[0]), what="JWS header")
+        except FormatError as exc:
+            raise jwt.DecodeError(f"token: {exc}") from exc
         key = self.ring.public_key(str(header.get("kid", "")))
         if key is None:
             raise jwt.InvalidKeyError("unknown kid")

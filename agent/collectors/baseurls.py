@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from agent.collectors import CollectionContext
 from agent.collectors.codingtools import find_all, url_finding
+from agent.collectors.envattest_proxy import points_at_proxy, proxied_base_urls
 from agent.collectors.findings import Findings, baseurl_errors
 from agent.collectors.providers import BASE_URL_ENV
 from attest.catalog import FieldId
@@ -19,12 +20,14 @@ ERRORS = FieldId("baseurl.errors")
 
 
 def env_base_urls(ctx: CollectionContext) -> Findings[BaseUrl]:
-    """The base-URL variables of the agent's environment, each its own source."""
-    return Findings.merge(
+    """The base-URL variables of the agent's environment, each its own source; one that
+    points at envattest's own proxy is reported as the proxy's upstream."""
+    direct = Findings.merge(
         url_finding(f"env:{name}", provider, ctx.env[name])
         for name, provider in BASE_URL_ENV.items()
-        if name in ctx.env
+        if name in ctx.env and not points_at_proxy(ctx, ctx.env[name])
     )
+    return direct + proxied_base_urls(ctx)
 
 
 def collect(ctx: CollectionContext, wanted: frozenset[FieldId]) -> dict[FieldId, object]:

@@ -9,7 +9,6 @@ key. The key class is what can honestly be self-reported: ``software`` or
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -19,6 +18,7 @@ from attest.jose import Signer, canonical_json, check_es256_header, parse_compac
 from attest.jose import verify_es256 as _verify_es256
 from attest.jwk import jwk_thumbprint, load_public_jwk, public_jwk
 from attest.keys import KeyClass
+from attest.strictjson import parse_json_object
 
 FORMAT_NONE = "none"
 PROOF_TYP = "envattest-enroll+jwt"
@@ -70,7 +70,7 @@ def verify_none(
     try:
         jws = parse_compact(proof)
         kid = check_es256_header(jws.header, expected_typ=PROOF_TYP)
-        doc = json.loads(jws.payload)
+        doc = parse_json_object(jws.payload, what="proof of possession payload")
     except (FormatError, AlgorithmError, ValueError) as exc:
         raise KeyAttestationError(f"the proof of possession is malformed: {exc}") from exc
     if kid != jwk_thumbprint(key):

@@ -2,7 +2,8 @@
 
 Python cannot reach CryptoKit, so a small Swift helper (packaging/macos/envattest-se-helper/)
 does the three operations. Outside MDM attestation there is no proof a verifier can check, so
-the class is ``hardware-unverified`` and ``attestation()`` is ``{"format": "none"}``.
+the class is ``hardware-unverified`` and ``attestation()`` is a ``none`` statement (the key
+signs the enrollment challenge).
 
 Helper protocol: one JSON object per line on stdin, one JSON object per line on stdout, one
 request per process run. Binary values are unpadded base64url.

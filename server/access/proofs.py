@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from attest.b64 import b64url_encode
 from server.access.batch import Batcher
 from server.errors import ConfigError
-from server.store.access import proof_key, prune_proof_ids, spend_proof_ids
+from server.store.access import ProofIdWriter, proof_key, prune_proof_ids
 from server.tokens import KeyRing
 
 MAX_URI_CHARS = 8192
@@ -153,10 +153,11 @@ class ProofReplayStore:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._writer = ProofIdWriter(engine)
         self._spend: Batcher[tuple[str, int], bool] = Batcher(self._insert, name="envattest-jti")
 
     def _insert(self, items: Sequence[tuple[str, int]]) -> list[bool]:
-        return spend_proof_ids(self._engine, items)
+        return self._writer.spend(items)
 
     async def spend(self, *, jkt: str, jti: str, expires_at: int) -> bool:
         """True the first time this key's ``jti`` is seen by any replica within the window."""

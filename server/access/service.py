@@ -27,7 +27,6 @@ from server.store import AuditEvent, AuditRecord
 from server.store.sql import SqlStore
 from server.tokens import TokenIssuer
 from server.usage.enforce import UsageEnforcer
-from server.usage.networks import LOOPBACK, Network, parse_trusted_proxies
 from server.usage.observer import UsageObserver
 from server.usage.store import prune_usage
 
@@ -63,9 +62,6 @@ class AccessService:
         self._retention_days = usage_retention_days
         self.external_url = (
             parse_external_url(config.authz_external_url) if config.authz_external_url else ""
-        )
-        self.trusted_proxies: tuple[Network, ...] = (
-            parse_trusted_proxies(getattr(config, "trusted_proxies", "")) or LOOPBACK
         )
         self.rows = RowCache(engine)
         self.replay = ProofReplayStore(engine)

@@ -9,6 +9,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from server.api.bodies import StrictJsonRoute
 from server.api.models import (
     AttestResponse,
     ChallengeRequest,
@@ -57,7 +58,7 @@ def require_media_type(request: Request, expected: str) -> None:
 
 def router(runtime: Runtime) -> APIRouter:
     """The protocol routes."""
-    api = APIRouter()
+    api = APIRouter(route_class=StrictJsonRoute)
 
     @api.get("/v1/manifest", tags=["consent"])
     def get_manifest() -> Response:

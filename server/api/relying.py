@@ -6,20 +6,20 @@ Both handlers run on the event loop without the shared thread pool: the checks i
 
 from __future__ import annotations
 
-import json
-from urllib.parse import parse_qs
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from attest.errors import FormatError
+from attest.strictjson import parse_json
 from server.access.proofs import RequestTarget, original_request
+from server.api.bodies import parse_form
 from server.api.models import IntrospectionResponse
 from server.credentials import authenticate_gateway
 from server.errors import AccessDeniedError, BadRequestError, UnsupportedMediaError
 from server.introspection import InactiveTokenError, Presented, presented_credential
 from server.openapi import problem_responses
 from server.runtime import Runtime
-from server.usage.networks import client_address, client_network
+from server.usage.networks import client_network
 
 FORM = "application/x-www-form-urlencoded"
 _FIELDS = ("token", "token_type_hint", "dpop", "htm", "htu")
@@ -66,13 +66,13 @@ _AUTHZ_EXTRA = {
 def _introspection_fields(body: bytes, content_type: str) -> dict[str, str]:
     media = content_type.split(";")[0].strip().lower()
     if media == FORM:
-        parsed = parse_qs(body.decode("utf-8", "replace"), max_num_fields=8)
-        fields = {k: v[0] for k, v in parsed.items() if k in _FIELDS and len(v) == 1}
+        form = parse_form(body, what="introspection form")
+        fields = {k: v for k, v in form.items() if k in _FIELDS}
     elif media == "application/json":
         try:
-            doc = json.loads(body)
-        except ValueError:
-            raise BadRequestError('the body is not JSON; send {"token": "..."}') from None
+            doc = parse_json(body, what="introspection body")
+        except FormatError as exc:
+            raise BadRequestError(f'{exc}; send {{"token": "..."}}') from None
         if not isinstance(doc, dict):
             raise BadRequestError('the body must be a JSON object: {"token": "..."}')
         fields = {k: v for k, v in doc.items() if k in _FIELDS and isinstance(v, str)}
@@ -145,8 +145,8 @@ def router(runtime: Runtime) -> APIRouter:
             active = await access.checker.check(
                 presented, target=target, requested_audience=requested
             )
-            peer = request.client.host if request.client else None
-            address = client_address(peer, headers.get("x-forwarded-for"), access.trusted_proxies)
+            # the edge layer resolved the client through the trusted proxies (server.limits)
+            address = request.client.host if request.client else None
             access.usage.check(
                 device_id=active.device.device_id,
                 jti=str(active.claims["jti"]),

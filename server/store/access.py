@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from server.store import DeviceRecord
@@ -70,25 +70,67 @@ def proof_key(jkt: str, jti: str) -> str:
     return hashlib.sha256(f"{jkt}\x00{jti}".encode()).hexdigest()
 
 
-def spend_proof_ids(engine: Engine, keys: Sequence[tuple[str, int]]) -> list[bool]:
-    """Insert every ``(key, expires_at)`` in one statement; True where the key was new.
+class ProofIdWriter:
+    """Spends DPoP proof ids: ``spend`` inserts a whole batch in one statement.
 
-    The primary key makes this atomic across replicas: of two replicas inserting the same key,
-    exactly one gets the row back. A key repeated within the batch is fresh only once.
+    The primary key makes this atomic across replicas and processes: of two inserting the
+    same key, exactly one gets the row back. A key repeated within the batch is fresh once.
+    On SQLite the writer keeps its own connection with ``synchronous=NORMAL``: a commit lost
+    to power failure only matters for proofs younger than the iat window (about a minute),
+    which a machine that lost power and rebooted is past. PostgreSQL commits normally.
     """
-    unique: dict[str, int] = {}
-    for key, expires_at in keys:
-        unique.setdefault(key, expires_at)
-    rows = [{"key_sha256": k, "expires_at": e} for k, e in unique.items()]
-    insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
-    statement = (
-        insert(dpop_jtis)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["key_sha256"])
-        .returning(dpop_jtis.c.key_sha256)
-    )
-    with _connection(engine, write=True) as conn:
-        fresh = set(conn.execute(statement).scalars())
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._sqlite_path = engine.url.database if engine.dialect.name == "sqlite" else None
+        self._sqlite: sqlite3.Connection | None = None
+
+    def spend(self, keys: Sequence[tuple[str, int]]) -> list[bool]:
+        """True for each ``(key, expires_at)`` whose key no one had spent."""
+        unique: dict[str, int] = {}
+        for key, expires_at in keys:
+            unique.setdefault(key, expires_at)
+        fresh = self._insert_sqlite(unique) if self._sqlite_path else self._insert(unique)
+        return _answers(keys, fresh)
+
+    def _insert(self, unique: dict[str, int]) -> set[str]:
+        statement = (
+            pg_insert(dpop_jtis)
+            .values([{"key_sha256": k, "expires_at": e} for k, e in unique.items()])
+            .on_conflict_do_nothing(index_elements=["key_sha256"])
+            .returning(dpop_jtis.c.key_sha256)
+        )
+        with _connection(self._engine, write=True) as conn:
+            return set(conn.execute(statement).scalars())
+
+    def _insert_sqlite(self, unique: dict[str, int]) -> set[str]:
+        sql = (
+            "INSERT INTO dpop_jtis (key_sha256, expires_at) VALUES "  # noqa: S608 (placeholders only)
+            + ",".join(["(?, ?)"] * len(unique))
+            + " ON CONFLICT (key_sha256) DO NOTHING RETURNING key_sha256"
+        )
+        params = [value for item in unique.items() for value in item]
+        try:
+            if self._sqlite is None:
+                assert self._sqlite_path is not None
+                self._sqlite = sqlite3.connect(
+                    self._sqlite_path, isolation_level=None, check_same_thread=False, timeout=5.0
+                )
+                self._sqlite.execute("PRAGMA synchronous=NORMAL")
+            db = self._sqlite
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                fresh = {row[0] for row in db.execute(sql, params).fetchall()}
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise _unavailable(exc) from exc
+        return fresh
+
+
+def _answers(keys: Sequence[tuple[str, int]], fresh: set[str]) -> list[bool]:
     answers = []
     for key, _ in keys:
         answers.append(key in fresh)

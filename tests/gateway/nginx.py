@@ -1,64 +1,83 @@
-"""A real nginx in front of an upstream, with ``auth_request`` to a live verifier."""
+"""A real nginx in front of an upstream, with ``auth_request`` to a live verifier.
+
+The server block is the one documented in docs/gateways.md (``<!-- tested: nginx -->``);
+only addresses, the TLS lines and the temp paths are this machine's.
+"""
 
 from __future__ import annotations
 
+import grp
+import os
+import pwd
+import shutil
 import subprocess
+import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import httpx
-
 from tests._support import free_port, need_tool
+from tests.gateway.docconfig import for_this_machine, tested_block
+from tests.gateway.process import running_program
 
-NGINX_CONF = """\
-worker_processes 1;
+# Around the documented block: what a test run needs (foreground, its own pid and logs).
+_FRAME = """\
+{user}worker_processes 1;
 daemon off;
 pid {run}/nginx.pid;
 error_log {run}/error.log warn;
 events {{ worker_connections 64; }}
 http {{
     access_log off;
-    client_body_temp_path {run}/body;
-    proxy_temp_path {run}/proxy;
-    fastcgi_temp_path {run}/fastcgi;
-    uwsgi_temp_path {run}/uwsgi;
-    scgi_temp_path {run}/scgi;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
 
-    upstream envattest {{ server 127.0.0.1:{verifier_port}; }}
-
-    server {{
-        listen 127.0.0.1:{port};
-
-        location / {{
-            auth_request /_envattest_authz;
-            auth_request_set $envattest_device $upstream_http_x_envattest_device;
-            auth_request_set $envattest_key_class $upstream_http_x_envattest_key_class;
-            # DPoP: pass the verifier's challenge and server nonce back to the client
-            auth_request_set $envattest_challenge $upstream_http_www_authenticate;
-            auth_request_set $envattest_dpop_nonce $upstream_http_dpop_nonce;
-            add_header WWW-Authenticate $envattest_challenge always;
-            add_header DPoP-Nonce $envattest_dpop_nonce always;
-            proxy_set_header X-Envattest-Device $envattest_device;
-            proxy_set_header X-Envattest-Key-Class $envattest_key_class;
-            proxy_pass http://127.0.0.1:{upstream_port};
-        }}
-
-        location = /_envattest_authz {{
-            internal;
-            proxy_pass http://envattest/v1/authz;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-            proxy_set_header X-Original-URI $request_uri;
-            proxy_set_header X-Original-Method $request_method;
-            # Authorization and X-Api-Key are passed on as they came
-        }}
-    }}
+{block}
 }}
 """
+WORKER_USER = "nobody"
+
+
+def nginx_config(
+    run_dir: Path, *, port: int, verifier_port: int, upstream_port: int, user: str, tmp: Path
+) -> str:
+    """The documented configuration with this machine's addresses and temp paths."""
+    block = for_this_machine(
+        tested_block("nginx"),
+        {
+            "verifier.internal:8080": f"127.0.0.1:{verifier_port}",
+            "llm-backend.internal:8000": f"127.0.0.1:{upstream_port}",
+            "listen 443 ssl;": f"listen 127.0.0.1:{port};",
+            "    ssl_certificate     /etc/nginx/tls/gateway.crt;\n": "",
+            "    ssl_certificate_key /etc/nginx/tls/gateway.key;\n": "",
+        },
+    )
+    indented = "".join(f"    {line}" if line.strip() else line for line in block.splitlines(True))
+    return _FRAME.format(user=user, run=run_dir, tmp=tmp, block=indented)
+
+
+@contextmanager
+def _worker_temp_dir(run_dir: Path) -> Iterator[tuple[str, Path]]:
+    """The ``user`` line and a temp directory nginx's workers can write.
+
+    As root, workers drop to WORKER_USER, so their temp paths must be its own
+    (docs/gateways.md, "Request bodies over 16 KiB"); pytest's directories are not.
+    """
+    if os.geteuid() != 0:
+        yield "", run_dir / "tmp"
+        return
+    worker = pwd.getpwnam(WORKER_USER)
+    tmp = Path(tempfile.mkdtemp(prefix="envattest-nginx-"))
+    os.chown(tmp, worker.pw_uid, worker.pw_gid)
+    try:
+        yield f"user {WORKER_USER} {grp.getgrgid(worker.pw_gid).gr_name};\n", tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 class _Upstream(BaseHTTPRequestHandler):
@@ -71,10 +90,6 @@ class _Upstream(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.do_GET()
 
     def log_message(self, *_args: object) -> None:
         pass
@@ -105,39 +120,25 @@ def running_nginx(
     run_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     conf = run_dir / "nginx.conf"
-    conf.write_text(
-        NGINX_CONF.format(
-            run=run_dir, port=port, verifier_port=verifier_port, upstream_port=upstream_port
+    with _worker_temp_dir(run_dir) as (user, tmp):
+        conf.write_text(
+            nginx_config(
+                run_dir,
+                port=port,
+                verifier_port=verifier_port,
+                upstream_port=upstream_port,
+                user=user,
+                tmp=tmp,
+            )
         )
-    )
-    log = (run_dir / "stderr.log").open("wb")
-    process = subprocess.Popen(
-        [nginx, "-p", str(run_dir), "-c", str(conf), "-e", str(run_dir / "error.log")],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(
-                    f"nginx exited: {(run_dir / 'stderr.log').read_text()}"
-                    f"{(run_dir / 'error.log').read_text()}"
-                )
-            try:
-                httpx.get(url, timeout=1)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise AssertionError("nginx did not start") from None
-                time.sleep(0.05)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+        argv = [nginx, "-p", str(run_dir), "-c", str(conf), "-e", str(run_dir / "error.log")]
+        url = f"http://127.0.0.1:{port}"
+        with running_program(argv, url=url, log=run_dir / "stderr.log"):
+            yield url
+
+
+def nginx_version() -> str:
+    """``nginx -v`` as one line (for reports)."""
+    nginx = need_tool("nginx", "apt-get install nginx-light")
+    done = subprocess.run([nginx, "-v"], capture_output=True, text=True, check=False)
+    return done.stderr.strip()

@@ -12,8 +12,8 @@ from attest.keys.software import SoftwareKey
 from tests._support import free_port
 from tests.devices import TestDevice
 from tests.gateway.nginx import running_nginx, upstream_server
-from tests.server.dpop_support import dpop_headers, dpop_verifier, proof, refused_at, refusals
-from tests.server.support import access_token, enrolled_device
+from tests.server.dpop_support import dpop_headers, dpop_verifier, proof, refusals, refused_at
+from tests.server.support import enrolled_device
 from tests.servers import VerifierProcess
 
 Gateway = tuple[str, VerifierProcess, list[dict[str, str]]]

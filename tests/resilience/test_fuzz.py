@@ -1,6 +1,8 @@
 """Fuzzing: untrusted bytes never crash the parser or the server, and never buy a token.
 
-``ENVATTEST_FUZZ_EXAMPLES`` raises the number of examples (default 200) for a longer run.
+Seeded with every vector in tests/vectors/evidence and tests/vectors/json: each seed is an
+explicit example of the parser tests, and the generated bodies include the seeds and splices
+of them. ``ENVATTEST_FUZZ_EXAMPLES`` raises the number of examples (default 200).
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from attest.b64 import b64url_encode
+from attest.devicerequest import parse_device_request
 from attest.errors import AlgorithmError, FormatError
 from attest.evidence import parse_evidence
-from tests.servers import VerifierProcess
+from attest.strictjson import parse_json
+from tests.servers import REPO, VerifierProcess
 
 EXAMPLES = int(os.environ.get("ENVATTEST_FUZZ_EXAMPLES", "200"))
 FUZZ = settings(
@@ -66,14 +70,87 @@ jws_like = st.builds(
     ),
     st.text(alphabet="ABCDEFabcdef0123456789-_", max_size=90),
 )
-bodies = st.binary(max_size=2048) | jws_like | json_values.map(lambda v: json.dumps(v).encode())
+SEEDS = [
+    path.read_bytes()
+    for pattern in ("tests/vectors/evidence/*.txt", "tests/vectors/json/*.json")
+    for path in sorted(REPO.glob(pattern))
+]
+spliced_seeds = st.builds(
+    lambda seed, at, insert, cut: seed[:at] + insert + seed[at + cut :],
+    st.sampled_from(SEEDS),
+    st.integers(0, 4096),
+    st.binary(max_size=16),
+    st.integers(0, 16),
+)
+bodies = (
+    st.sampled_from(SEEDS)
+    | spliced_seeds
+    | st.binary(max_size=2048)
+    | jws_like
+    | json_values.map(lambda v: json.dumps(v).encode())
+)
+
+
+def seeded(test: Any) -> Any:
+    """Every seed vector as an explicit example of a one-argument test."""
+    for seed in SEEDS:
+        test = example(seed)(test)
+    return test
 
 
 @FUZZ
+@seeded
 @given(bodies)
 def test_evidence_parser_raises_only_its_own_errors(body: bytes) -> None:
     with contextlib.suppress(FormatError, AlgorithmError):
         parse_evidence(body)
+
+
+@FUZZ
+@seeded
+@given(bodies)
+def test_device_request_parser_raises_only_its_own_errors(body: bytes) -> None:
+    with contextlib.suppress(FormatError, AlgorithmError):
+        parse_device_request(body)
+
+
+@FUZZ
+@seeded
+@given(bodies)
+def test_bounded_json_raises_only_format_errors(body: bytes) -> None:
+    with contextlib.suppress(FormatError):
+        parse_json(body)
+
+
+def _depth(doc: Any) -> int:
+    if isinstance(doc, dict):
+        return 1 + max(map(_depth, doc.values()), default=0)
+    if isinstance(doc, list):
+        return 1 + max(map(_depth, doc), default=0)
+    return 0
+
+
+def _numbers(doc: Any) -> Iterator[int | float]:
+    if isinstance(doc, dict):
+        doc = list(doc.values())
+    if isinstance(doc, list):
+        for item in doc:
+            yield from _numbers(item)
+    elif isinstance(doc, int | float) and not isinstance(doc, bool):
+        yield doc
+
+
+@FUZZ
+@given(json_values)
+def test_bounded_json_reads_what_json_writes(doc: Any) -> None:
+    raw = json.dumps(doc, ensure_ascii=False).encode()
+    if any(
+        len(json.dumps(n)) > 32 for n in _numbers(doc)
+    ):  # only a number bound may refuse what json writes here
+        with pytest.raises(FormatError, match="more than 32 characters"):
+            parse_json(raw)
+        return
+    assert parse_json(raw) == json.loads(raw)
 
 
 @pytest.fixture(scope="module")

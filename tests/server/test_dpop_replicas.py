@@ -16,8 +16,8 @@ from tests.server.dpop_support import (
     dpop_verifier,
     gateway_headers,
     proof,
-    refused_at,
     refusals,
+    refused_at,
 )
 from tests.server.support import enrolled_device
 from tests.servers import VerifierProcess, run_server_cli

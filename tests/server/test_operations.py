@@ -70,20 +70,25 @@ def test_json_logs_are_one_object_a_line(tmp_path: Path) -> None:
 def test_rate_limits_answer_429_with_retry_after(tmp_path: Path) -> None:
     server = init_verifier(tmp_path / "v")
     with (server.data_dir / "server.toml").open("a") as toml:
-        toml.write("rate_limit_per_minute = 30\ndevice_rate_limit_per_minute = 3\n")
+        toml.write("rate_limit_per_minute = 30\ndevice_rate_limit_per_minute = 2\n")
     server.start()
     try:
         device = TestDevice.enroll(server.url, server.enroll_token(), tmp_path / "key.pem")
-        for _ in range(3):
-            device.challenge()
-        limited = httpx.post(f"{server.url}/v1/challenge", json={"device_id": device.device_id})
+        for _ in range(2):
+            assert device.attest(device.evidence()).status_code == 200
+        # the device's own proven attestations spent its bucket: the next one waits
+        limited = device.attest(device.evidence())
         assert limited.status_code == 429
         assert int(limited.headers["retry-after"]) >= 1
         assert limited.json()["type"] == "urn:envattest:problem:rate-limited"
+        assert "this device" in limited.json()["detail"]
         statuses = [httpx.get(f"{server.url}/v1/manifest").status_code for _ in range(30)]
         assert 429 in statuses  # the per-address bucket ran dry as well
         assert httpx.get(f"{server.url}/healthz").status_code == 200  # never limited
-        assert "envattest_rate_limited_total" in httpx.get(f"{server.url}/metrics").text
+        metrics = httpx.get(f"{server.url}/metrics").text
+        assert 'envattest_rate_limited_total{limit="device"} 1.0' in metrics
+        assert 'envattest_rate_limited_total{limit="address"}' in metrics
+        assert 'route="/v1/attest",status="429"' in metrics
     finally:
         server.stop()
 
@@ -223,6 +228,7 @@ def test_an_unreachable_database_is_503_with_retry_after(
     ).token  # fmt: skip
     broken = make_engine(f"sqlite:///{tmp_path / 'missing' / 'dir' / 'db.sqlite'}")
     monkeypatch.setattr(runtime.store, "engine", broken)
+    monkeypatch.setattr(runtime.access.rows, "_engine", broken)  # forward auth's own reads
     for method, path, body in (
         ("GET", "/readyz", None),
         ("POST", "/v1/challenge", {"device_id": device_id}),

@@ -1,0 +1,220 @@
+"""Running the proxy: its own event loop in a background thread, for the lifetime of a tool.
+
+``BackgroundProxy.start`` binds 127.0.0.1 (a free port unless one is given), attests once so
+that a refusal surfaces before the tool starts, then serves until ``stop``. The device key is
+wrapped so that proofs and attestations never use it from two threads at once: a TPM without
+a resource manager serves one command at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from agent.proxy.credentials import (
+    Clock,
+    IssuedToken,
+    ObtainToken,
+    ProofFactory,
+    RequestCredentials,
+    TokenSource,
+)
+from agent.proxy.rewrite import Upstream
+from agent.proxy.secret import RunSecret
+from agent.proxy.server import ProxyServer
+from attest.keys import KeyClass, KeyProvider, ProviderName
+
+CONNECT_TIMEOUT_S = 15.0
+READ_TIMEOUT_S = 600.0
+"""Long gaps between streamed events are normal while a model thinks."""
+START_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class ProxyEndpoint:
+    """Where a tool reaches this run's proxy."""
+
+    port: int
+    secret: RunSecret
+    upstream: Upstream
+
+    @property
+    def listen_url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """The listen URL with the secret as first path segment: what a tool is given."""
+        return self.listen_url + self.secret.path_prefix
+
+
+class SerializedKey:
+    """A key provider used by one thread at a time."""
+
+    def __init__(self, key: KeyProvider) -> None:
+        self._key = key
+        self._lock = threading.Lock()
+        self.name: ProviderName = key.name
+        self.claimed_class: KeyClass = key.claimed_class
+
+    def public_jwk(self) -> dict[str, str]:
+        """The wrapped key's public JWK."""
+        return self._key.public_jwk()
+
+    def sign(self, data: bytes) -> bytes:
+        """ES256 with the wrapped key, under the lock."""
+        with self._lock:
+            return self._key.sign(data)
+
+    def attestation(self, nonce: bytes) -> dict[str, Any]:
+        """The wrapped key's attestation, under the lock."""
+        with self._lock:
+            return self._key.attestation(nonce)
+
+
+def device_proof_factory(key: KeyProvider) -> ProofFactory:
+    """DPoP proofs signed by the device key (``attest.dpop``, the verifier's own module)."""
+    from attest.dpop import create_proof
+
+    jwk = key.public_jwk()
+
+    def proof(htm: str, htu: str, access_token: str, nonce: str | None) -> str:
+        return create_proof(
+            signer=key.sign, public_jwk=jwk, htm=htm, htu=htu,
+            access_token=access_token, nonce=nonce,
+        )  # fmt: skip
+
+    return proof
+
+
+def bind_loopback(port: int) -> socket.socket:
+    """A listening TCP socket on 127.0.0.1 only.
+
+    ``proto`` must say TCP: asyncio disables Nagle's algorithm only on sockets that do, and
+    with it on, a streamed chunk waits for a delayed ACK (40 ms) before it leaves.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.bind(("127.0.0.1", port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+class BackgroundProxy:
+    """The proxy on a daemon thread; ``start`` returns once it serves with a valid token."""
+
+    def __init__(
+        self,
+        *,
+        upstream: Upstream,
+        obtain_for: Callable[[ProxyEndpoint], ObtainToken],
+        proof: ProofFactory | None,
+        verify: Any = True,
+        port: int = 0,
+        offload_signing: bool = False,
+        secret: RunSecret | None = None,
+        clock: Clock = time.time,
+        refresh_fraction: float | None = None,
+        report: Callable[[str], None] = lambda _line: None,
+    ) -> None:
+        self.upstream = upstream
+        self.secret = secret or RunSecret.generate()
+        self._obtain_for = obtain_for
+        self._proof = proof
+        self._verify = verify
+        self._port = port
+        self._offload = offload_signing
+        self._clock = clock
+        self._refresh: Mapping[str, float] = (
+            {} if refresh_fraction is None else {"refresh_fraction": refresh_fraction}
+        )
+        self._report = report
+        self._ready = threading.Event()
+        self._failure: BaseException | None = None
+        self._endpoint: ProxyEndpoint | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, name="envattest-proxy", daemon=True)
+        self.tokens: TokenSource | None = None
+
+    def start(self, timeout: float = START_TIMEOUT_S) -> ProxyEndpoint:
+        """Bind, attest once, serve; raises what stopped it (e.g. access denied)."""
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            self.stop()
+            raise TimeoutError(f"the proxy did not start within {timeout:.0f} s")
+        if self._failure is not None:
+            self._thread.join()
+            raise self._failure
+        assert self._endpoint is not None  # set before ready without a failure
+        return self._endpoint
+
+    def stop(self) -> None:
+        """Stop serving and wait for the thread."""
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(stop.set)
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:  # handed to the starting thread
+            self._failure = exc
+        finally:
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        sock = bind_loopback(self._port)
+        endpoint = ProxyEndpoint(sock.getsockname()[1], self.secret, self.upstream)
+        tokens = TokenSource(
+            self._obtain_for(endpoint), clock=self._clock, report=self._report, **self._refresh
+        )
+        self.tokens = tokens
+        executor = ThreadPoolExecutor(max_workers=1) if self._offload else None
+        timeout = httpx.Timeout(CONNECT_TIMEOUT_S, read=READ_TIMEOUT_S)
+        async with httpx.AsyncClient(verify=self._verify, timeout=timeout) as client:
+            try:
+                await tokens.current()  # a refusal stops here, before any tool runs
+                server = ProxyServer(
+                    upstream=self.upstream,
+                    secret=self.secret,
+                    credentials=RequestCredentials(tokens, self._proof, signing_executor=executor),
+                    client=client,
+                )
+                listening = await asyncio.start_server(server.serve_connection, sock=sock)
+            except BaseException:
+                sock.close()
+                raise
+            refresher = asyncio.create_task(tokens.keep_fresh())
+            self._endpoint = endpoint
+            self._ready.set()
+            try:
+                await self._stop.wait()
+            finally:
+                refresher.cancel()
+                listening.close()
+                if executor is not None:
+                    executor.shutdown(wait=False)
+
+
+def issued_now(access_token: str, token_type: str, expires_in: int, clock: Clock) -> IssuedToken:
+    """An IssuedToken received at ``clock()``."""
+    now = clock()
+    return IssuedToken(access_token, token_type, issued_at=now, expires_at=now + expires_in)
