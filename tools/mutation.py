@@ -14,6 +14,7 @@ check and the error class are intact), ``equivalent`` (no observable difference,
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import subprocess
@@ -76,18 +77,33 @@ def run(workdir: Path, patterns: tuple[str, ...], max_children: int) -> dict[str
     return statuses
 
 
-def diff(workdir: Path, name: str) -> tuple[list[str], list[str]]:
-    """The removed and added source lines of one mutant (``mutmut show``)."""
+_SHOW_DIFFS = """
+import json, sys
+from mutmut.__main__ import find_mutant, get_diff_for_mutant
+out = {}
+for name in sys.argv[1:]:
+    text = get_diff_for_mutant(name, path=find_mutant(name).path).splitlines()
+    out[name] = (
+        [x[1:].strip() for x in text if x.startswith("-") and not x.startswith("---")],
+        [x[1:].strip() for x in text if x.startswith("+") and not x.startswith("+++")],
+    )
+print(json.dumps(out))
+"""
+
+
+def diffs(workdir: Path, names: list[str]) -> dict[str, tuple[list[str], list[str]]]:
+    """The removed and added source lines of each mutant, in one mutmut process."""
+    if not names:
+        return {}
     shown = subprocess.run(
-        [sys.executable, "-m", "mutmut", "show", name],
+        [sys.executable, "-c", _SHOW_DIFFS, *names],
         cwd=workdir,
         capture_output=True,
         text=True,
-        check=False,
-    ).stdout.splitlines()
-    removed = [x[1:].strip() for x in shown if x.startswith("-") and not x.startswith("---")]
-    added = [x[1:].strip() for x in shown if x.startswith("+") and not x.startswith("+++")]
-    return removed, added
+        check=True,
+    )
+    answer: dict[str, tuple[list[str], list[str]]] = json.loads(shown.stdout.splitlines()[-1])
+    return answer
 
 
 def _fold(line: str) -> str:
@@ -134,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             }  # fmt: skip
         counts = Counter(statuses.values())
         survivors = sorted(k for k, v in statuses.items() if v not in ("killed", "timeout"))
-        kinds = {k: classify(*diff(workdir, k)) for k in survivors}
+        kinds = {k: classify(*lines) for k, lines in diffs(workdir, survivors).items()}
         killed = counts["killed"] + counts["timeout"]
         total = len(statuses)
         checks = total - sum(1 for k in kinds.values() if k != "check")
