@@ -102,7 +102,7 @@ def _ask_consent(
 
 def _cmd_init(args: argparse.Namespace) -> int:
     from agent.consent import choose_fields
-    from agent.enroll import enroll_device
+    from agent.enroll import enroll_device, prepare_enrollment
     from agent.home import ConsentRecord
 
     home = _home(args)
@@ -116,6 +116,17 @@ def _cmd_init(args: argparse.Namespace) -> int:
     client = _client(args.server, args.ca_file)
     manifest = client.manifest()
     fields = choose_fields(manifest, only=_split(args.only), exclude=_split(args.exclude))
+    tcti = args.tcti or os.environ.get("ENVATTEST_TCTI")
+    announce = lambda line: print(line, file=sys.stderr)  # noqa: E731
+    # nobody is asked to consent on a machine that cannot enroll: key and token first
+    choice = prepare_enrollment(
+        client=client,
+        enrollment_token=args.enroll_token,
+        key_choice=args.key,
+        allow_fallback=args.allow_software_fallback,
+        tcti=tcti,
+        announce=announce,
+    )
     _ask_consent(manifest, fields, args, args.server)
     home.ensure()
     enrollment = enroll_device(
@@ -123,11 +134,10 @@ def _cmd_init(args: argparse.Namespace) -> int:
         client=client,
         server=args.server,
         enrollment_token=args.enroll_token,
-        key_choice=args.key,
-        allow_fallback=args.allow_software_fallback,
+        choice=choice,
         ca_file=args.ca_file,
-        tcti=args.tcti or os.environ.get("ENVATTEST_TCTI"),
-        announce=lambda line: print(line, file=sys.stderr),
+        tcti=tcti,
+        announce=announce,
     )
     home.save_consent(
         ConsentRecord(

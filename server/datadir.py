@@ -12,6 +12,7 @@ from attest.privatefile import ensure_private_dir, write_private_atomic
 from server.audit.checkpoints import CheckpointSigner
 from server.config import CONFIG_FILE, ServerConfig, load_config
 from server.errors import ConfigError
+from server.nonces import load_nonce_key
 from server.store.migrate import upgrade
 from server.store.sql import make_engine
 from server.tokens import KeyRing
@@ -113,6 +114,7 @@ def init_data_dir(
     config = load_config(data_dir)
     KeyRing.create_key(config.keys_dir, now=int(time.time()))
     CheckpointSigner.load(config.audit_checkpoint_key_path, create=True)
+    load_nonce_key(config.keys_dir)
     write_private_atomic(config.manifest_path, default_manifest(f"envattest verifier {issuer}"))
     policy = DEFAULT_POLICY_TOML if policy_text is None else policy_text
     write_private_atomic(config.policy_path, policy.encode())

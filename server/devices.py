@@ -12,6 +12,7 @@ from attest.errors import AlgorithmError, FormatError, SignatureError
 from attest.jose import verify_es256
 from attest.jwk import load_public_jwk
 from server.errors import UnauthorizedError
+from server.nonces import ChallengeNonces
 from server.store import AuditEvent, DeviceRecord, NonceOutcome
 from server.store.sql import SqlStore
 from server.usage.store import device_usage, erase_usage
@@ -23,8 +24,11 @@ _UNAUTHORIZED = "the device request was not accepted; run the command again"
 class DeviceService:
     """Device self-service, authenticated by a signature of the enrolled key over a nonce."""
 
-    def __init__(self, store: SqlStore, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, store: SqlStore, nonces: ChallengeNonces, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self.store = store
+        self.nonces = nonces
         self._clock = clock
 
     def authenticate(self, body: bytes, *, action: DeviceAction) -> DeviceRecord:
@@ -44,7 +48,7 @@ class DeviceService:
             verify_es256(request.jws, expected_key=load_public_jwk(device.public_jwk))
         except SignatureError as exc:
             raise UnauthorizedError(_UNAUTHORIZED, audit_detail=str(exc)) from exc
-        outcome = self.store.consume_nonce(
+        outcome, _ = self.nonces.spend(
             request.nonce, binding=device_binding(device.device_id), now=int(self._clock())
         )
         if outcome is not NonceOutcome.CONSUMED:

@@ -1,31 +1,72 @@
 """Enrollment: an enrollment token plus a device public key becomes an enrolled device.
 
-The key class is decided here, from the proof, never from the client's claim:
-format ``none`` -> ``software``; format ``tpm2`` -> ``tpm2`` only after the TPM proof and
-credential activation both succeed.
+The key class is decided here, from the proof, never from the client's claim. Key
+attestation is verified by ``attest.keyattest`` only (one dispatch on ``format``); this module
+orders the steps, spends the token, and records the outcome:
+
+- ``none``: the key signs the enrollment challenge (proof of possession) -> ``software``;
+- ``tpm2``: the TPM proof, then credential activation -> ``tpm2``.
+
+Every refusal is audited as ``enroll.rejected`` with the ``step`` that refused.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from attest.b64 import b64url_decode, b64url_encode
-from attest.errors import FormatError, KeyAttestationError
-from attest.jwk import jwk_thumbprint, load_public_jwk, public_jwk
-from attest.keyattest import TrustStore, make_activation_challenge, verify_tpm2_key_attestation
+from attest.errors import AttestError, FormatError, KeyAttestationError
+from attest.jwk import jwk_thumbprint, load_public_jwk
+from attest.keyattest import (
+    AttestationFormat,
+    TrustStore,
+    VerifiedTpm2Key,
+    activation_secret_sha256,
+    attestation_format,
+    load_trust_store,
+    make_activation_challenge,
+    verify_activation_secret,
+    verify_key_attestation,
+)
 from attest.keys import KeyClass
-from server.errors import BadRequestError, EnrollmentRejectedError
-from server.store import AuditEvent, DeviceRecord, NonceOutcome, PendingEnrollment
-from server.store.sql import DuplicateKeyError, SqlStore
+from server.errors import BadRequestError, ConfigError, EnrollmentRejectedError, ProblemError
+from server.nonces import ChallengeNonces, IssuedNonce
+from server.store import (
+    AuditEvent,
+    DeviceRecord,
+    DuplicateKeyError,
+    NonceOutcome,
+    PendingEnrollment,
+    Store,
+)
 
-NONCE_BYTES = 32
+_UNUSABLE_ENROLLMENT = (
+    "the enrollment token is unknown, used up or expired; ask your administrator for a new one "
+    "(envattest-server enroll-token create)"
+)
+_PROOF_REFUSED = {
+    AttestationFormat.NONE: "the key's proof of possession was not accepted; update the agent "
+    "and run 'envattest init' again",
+    AttestationFormat.TPM2: "the TPM key attestation was not accepted; run 'envattest doctor', "
+    "or enroll with --key software if this machine has no usable TPM",
+}
+
+
+def load_tpm_trust_store(directory: Path | None) -> TrustStore | None:
+    """The EK trust store named by ``tpm_roots`` (``--tpm-roots``), or None if not configured."""
+    if directory is None:
+        return None
+    try:
+        return load_trust_store(directory)
+    except AttestError as exc:
+        raise ConfigError(f"--tpm-roots {directory}: {exc}") from exc
 
 
 def token_sha256(token: str) -> str:
@@ -69,145 +110,169 @@ class EnrolledDevice:
 class Enrollment:
     """Enrolls devices into a store."""
 
-    def __init__(self, store: SqlStore, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: Store,
+        nonces: ChallengeNonces,
+        *,
+        trust_store: TrustStore | None,
+        ttl_s: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.store = store
+        self.nonces = nonces
+        self.trust_store = trust_store
+        self.ttl_s = ttl_s
         self._clock = clock
 
-    def enroll_without_proof(
-        self, *, enrollment_token: str, jwk: Any, key_attestation: dict[str, Any]
-    ) -> EnrolledDevice:
-        """Format ``none``: (1) parse the key, (2) spend the token, (3) store as software."""
-        if key_attestation.get("format") != "none":
-            raise BadRequestError("key_attestation.format must be 'none' or 'tpm2'")
-        # (1) the key must be a valid public P-256 JWK (DESIGN: Keys)
-        try:
-            key = load_public_jwk(jwk)
-        except FormatError as exc:
-            raise BadRequestError(f"public_jwk: {exc}") from exc
-        # (2) the enrollment token is single use and time bound (DESIGN: enroll)
-        self.spend_token(enrollment_token)
-        # (3) no proof: the verifier records the key as software, whatever the client says
-        return self.add_device(public_jwk(key), KeyClass.SOFTWARE, proof="none")
-
-    def enrollment_nonce(self, enrollment_token: str, *, ttl_s: int) -> str:
-        """A fresh nonce for TPM2_Certify's qualifying data, bound to the enrollment token."""
-        nonce = b64url_encode(secrets.token_bytes(NONCE_BYTES))
-        self.store.add_nonce(
-            nonce,
-            binding=enrollment_binding(enrollment_token),
-            expires_at=int(self._clock()) + ttl_s,
-        )
-        return nonce
-
-    def _refuse(self, reason: str, detail: str) -> EnrollmentRejectedError:
+    def _refuse(self, error: ProblemError, step: str, **data: str) -> ProblemError:
         self.store.append_audit(
-            AuditEvent("enroll.rejected", None, "reject", {"reason": detail, "format": "tpm2"})
+            AuditEvent(
+                "enroll.rejected",
+                None,
+                "reject",
+                {"step": step, "reason": error.audit_detail, "problem": error.slug, **data},
+            )
         )
-        return EnrollmentRejectedError(reason, audit_detail=detail)
+        return error
 
-    def begin_tpm2(
+    def _check_token(self, enrollment_token: str, now: int) -> None:
+        if not self.store.enrollment_token_valid(token_sha256(enrollment_token), now=now):
+            raise self._refuse(
+                EnrollmentRejectedError(_UNUSABLE_ENROLLMENT, audit_detail="bad enrollment token"),
+                "token",
+            )
+
+    def challenge(self, enrollment_token: str) -> IssuedNonce:
+        """(1) only for a valid token (nothing is spent or stored); the nonce is bound to it."""
+        now = int(self._clock())
+        self._check_token(enrollment_token, now)
+        return self.nonces.issue(enrollment_binding(enrollment_token), now=now, ttl_s=self.ttl_s)
+
+    def enroll(
         self,
         *,
         enrollment_token: str,
-        jwk: Any,
-        statement: dict[str, Any],
+        jwk: Mapping[str, str],
+        statement: Mapping[str, Any],
         nonce: str | None,
-        trust_store: TrustStore | None,
-        ttl_s: int,
-    ) -> PendingTpm2:
-        """Format ``tpm2``: verify the key-attestation proof, then challenge the EK."""
+    ) -> EnrolledDevice | PendingTpm2:
+        """Run the enrollment steps in order; raise a ProblemError on the first refusal."""
         now = int(self._clock())
-        # (1) this verifier must have an EK trust store (DESIGN: Keys)
-        if trust_store is None:
-            raise BadRequestError(
-                "this verifier does not accept TPM enrollment (no EK trust store configured); "
-                "enroll with --key software or ask the administrator to set --tpm-roots"
-            )
-        # (2) the nonce was issued for this enrollment token and is spent now (single use)
-        if nonce is None:
-            raise BadRequestError("tpm2 enrollment needs the nonce from /v1/enroll/challenge")
-        outcome = self.store.consume_nonce(
-            nonce, binding=enrollment_binding(enrollment_token), now=now
-        )
-        if outcome is not NonceOutcome.CONSUMED:
-            raise self._refuse(
-                "the enrollment nonce is unknown, used or expired; run 'envattest init' again",
-                f"enrollment nonce {outcome.value}",
-            )
-        # (3) EK chain, EK binding, AK and certify checks, key match (attest.keyattest.tpm2)
+        # (1) the enrollment token is valid (it is spent in step 5, once the proof holds)
+        self._check_token(enrollment_token, now)
+        # (2) the key is a public P-256 JWK and the format is one this verifier knows
         try:
-            verified = verify_tpm2_key_attestation(
+            load_public_jwk(jwk)
+            fmt = attestation_format(statement)
+        except (FormatError, KeyAttestationError) as exc:
+            raise self._refuse(
+                BadRequestError(f"public_jwk or key_attestation: {exc}"), "key"
+            ) from exc
+        if fmt is AttestationFormat.TPM2 and self.trust_store is None:
+            raise self._refuse(
+                BadRequestError(
+                    "this verifier does not accept TPM enrollment (no EK trust store "
+                    "configured); enroll with --key software or ask the administrator to set "
+                    "--tpm-roots"
+                ),
+                "format",
+            )
+        # (3) the challenge was issued for this token, is fresh, and is spent now (single use)
+        binding = enrollment_binding(enrollment_token)
+        outcome = (
+            NonceOutcome.UNKNOWN
+            if nonce is None
+            else self.nonces.spend(nonce, binding=binding, now=now)[0]
+        )
+        if nonce is None or outcome is not NonceOutcome.CONSUMED:
+            raise self._refuse(
+                EnrollmentRejectedError(
+                    "the enrollment challenge is missing, used or expired; run 'envattest init' "
+                    "again",
+                    audit_detail=f"enrollment nonce {outcome.value}",
+                ),
+                "nonce",
+                format=fmt.value,
+            )
+        # (4) key attestation by the library: proof of possession (none) or TPM proof (tpm2)
+        try:
+            verified = verify_key_attestation(
                 statement,
                 expected_jwk=jwk,
                 expected_nonce=b64url_decode(nonce),
-                trust_store=trust_store,
+                trust_store=self.trust_store,
                 now=datetime.fromtimestamp(now, UTC),
             )
         except (KeyAttestationError, FormatError) as exc:
+            refused = EnrollmentRejectedError(_PROOF_REFUSED[fmt], audit_detail=f"{fmt}: {exc}")
+            raise self._refuse(refused, "proof", format=fmt.value) from exc
+        # (5) the enrollment token is spent only for a proof that holds (atomic, single use)
+        if not self.store.spend_enrollment_token(token_sha256(enrollment_token), now=now):
             raise self._refuse(
-                "the TPM key attestation was not accepted; run 'envattest doctor', or enroll "
-                "with --key software if this machine has no usable TPM",
-                f"tpm2 proof: {exc}",
-            ) from exc
-        # (4) the enrollment token is spent only for a proof that holds
-        self.spend_token(enrollment_token)
-        # (5) MakeCredential to the EK, bound to the AK name: only that TPM can answer
+                EnrollmentRejectedError(
+                    _UNUSABLE_ENROLLMENT, audit_detail="token used up meanwhile"
+                ),
+                "token",
+            )
+        # (6) the key class comes from what was verified, never from the client
+        if isinstance(verified, VerifiedTpm2Key):
+            return self._begin_activation(verified, now)
+        return self.add_device(verified.public_jwk, verified.key_class, proof=fmt.value)
+
+    def _begin_activation(self, verified: VerifiedTpm2Key, now: int) -> PendingTpm2:
+        """MakeCredential to the EK, bound to the AK name: only that TPM can answer."""
         challenge = make_activation_challenge(verified)
         enrollment_id = "enr_" + secrets.token_urlsafe(18)
         self.store.add_pending_enrollment(
             PendingEnrollment(
                 enrollment_id=enrollment_id,
                 public_jwk=verified.public_jwk,
-                secret_sha256=hashlib.sha256(challenge.secret).hexdigest(),
+                secret_sha256=activation_secret_sha256(challenge.secret),
                 details={
                     "ek_certificate_sha256": verified.ek_certificate_sha256,
                     "ek_public_sha256": verified.ek_public_sha256,
                     "ak_name": verified.ak_name.hex(),
                     "key_name": verified.key_name.hex(),
                 },
-                expires_at=now + ttl_s,
+                expires_at=now + self.ttl_s,
             )
         )
         return PendingTpm2(
             enrollment_id=enrollment_id,
             credential_blob=b64url_encode(challenge.credential_blob),
             encrypted_secret=b64url_encode(challenge.encrypted_secret),
-            expires_in=ttl_s,
+            expires_in=self.ttl_s,
         )
 
     def activate_tpm2(self, *, enrollment_id: str, secret: str) -> EnrolledDevice:
-        """(6) the activation secret proves the AK lives with the EK: only now is it ``tpm2``."""
+        """(7) the activation secret proves the AK lives with the EK: only now is it ``tpm2``."""
         pending = self.store.take_pending_enrollment(enrollment_id, now=int(self._clock()))
         if pending is None:
             raise self._refuse(
-                "this enrollment is unknown, expired or already answered; run 'envattest init' "
-                "again with a new enrollment token",
-                f"activation of unknown or expired enrollment {enrollment_id}",
+                EnrollmentRejectedError(
+                    "this enrollment is unknown, expired or already answered; run 'envattest "
+                    "init' again with a new enrollment token",
+                    audit_detail=f"activation of unknown or expired enrollment {enrollment_id}",
+                ),
+                "activation",
+                format="tpm2",
             )
         try:
-            presented = b64url_decode(secret)
-        except FormatError:
-            presented = b""
-        if not secrets_match(pending.secret_sha256, presented):
+            verify_activation_secret(b64url_decode(secret), expected_sha256=pending.secret_sha256)
+        except (KeyAttestationError, FormatError) as exc:
             raise self._refuse(
-                "credential activation failed: the key is not in the TPM whose EK was presented",
-                f"wrong activation secret for {enrollment_id}",
-            )
+                EnrollmentRejectedError(
+                    "credential activation failed: the key is not in the TPM whose EK was "
+                    "presented",
+                    audit_detail=f"wrong activation secret for {enrollment_id}",
+                ),
+                "activation",
+                format="tpm2",
+            ) from exc
         return self.add_device(
             pending.public_jwk, KeyClass.TPM2, proof="tpm2", details=pending.details
         )
-
-    def spend_token(self, enrollment_token: str) -> None:
-        """Spend one use of an enrollment token or raise EnrollmentRejectedError."""
-        now = int(self._clock())
-        if not self.store.spend_enrollment_token(token_sha256(enrollment_token), now=now):
-            self.store.append_audit(
-                AuditEvent("enroll.rejected", None, "reject", {"reason": "bad enrollment token"})
-            )
-            raise EnrollmentRejectedError(
-                "the enrollment token is unknown, used up or expired; ask your administrator "
-                "for a new one (envattest-server enroll-token create)"
-            )
 
     def add_device(
         self,
@@ -235,12 +300,11 @@ class Enrollment:
         try:
             self.store.add_device(device, audit)
         except DuplicateKeyError:
-            raise EnrollmentRejectedError(
-                "this device key is already enrolled; run 'envattest forget' and enroll again"
+            raise self._refuse(
+                EnrollmentRejectedError(
+                    "this device key is already enrolled; run 'envattest forget' and enroll again",
+                    audit_detail=f"key {jkt} already enrolled",
+                ),
+                "duplicate",
             ) from None
         return EnrolledDevice(device.device_id, key_class)
-
-
-def secrets_match(expected_sha256: str, secret: bytes) -> bool:
-    """Constant-time comparison of an activation secret with its stored hash."""
-    return hmac.compare_digest(expected_sha256, hashlib.sha256(secret).hexdigest())

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from server.audit.anchor import AuditAnchor
 from server.errors import ServerError
+from server.nonces import purge_spent_nonces
 from server.retention import purge_expired
 from server.runtime import Runtime
 
@@ -83,7 +84,7 @@ def maintenance_tasks(runtime: Runtime, *, retention_interval_s: int | None) -> 
     anchor = AuditAnchor(config.audit_checkpoint_key_path, config.audit_witness_path)
 
     def purge_nonces() -> str:
-        return f"{store.purge_nonces(before=int(time.time()))} expired nonces deleted"
+        return f"{purge_spent_nonces(store, now=int(time.time()))} expired nonces deleted"
 
     def checkpoint() -> str:
         made = anchor.checkpoint(store, now=int(time.time()))

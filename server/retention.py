@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from attest.manifest import Manifest
 from server.audit.coverage import PURGE_EVENT
+from server.nonces import purge_spent_nonces
 from server.store import AuditEvent, AuditRecord
 from server.store.sql import SqlStore
 
@@ -70,7 +71,7 @@ def purge_expired(
     if dry_run:
         return PurgeReport(records_purged=len(due), nonces_deleted=0, dry_run=True)
     # (2) expired nonces can never be spent again
-    nonces = store.purge_nonces(before=now)
+    nonces = purge_spent_nonces(store, now=now)
     # (3) the purge is an audited admin action whose record covers the emptied records
     purged = 0
     data = {"nonces_deleted": nonces, "manifest": manifest.sha256, "trigger": trigger}

@@ -12,9 +12,10 @@ from attest.manifest import Manifest, parse_manifest
 from server.access.service import AccessService
 from server.config import ServerConfig
 from server.devices import DeviceService
-from server.enrollment import Enrollment
+from server.enrollment import Enrollment, load_tpm_trust_store
 from server.errors import ConfigError, ServerError
 from server.metrics import Metrics
+from server.nonces import ChallengeNonces, load_nonce_key
 from server.policy import Policy, PolicyError
 from server.policy.defaults import default_policy
 from server.ratelimit import TokenBucketLimiter
@@ -142,8 +143,10 @@ def build_runtime(config: ServerConfig, *, clock: Callable[[], float] = time.tim
     check_usage_disclosed(live.policy, live.manifest)
     keys = KeyRingFile(config.keys_dir)
     issuer = TokenIssuer(keys, issuer=config.issuer, clock=clock)
+    nonces = ChallengeNonces(load_nonce_key(config.keys_dir), store)
     verifier = Verifier(
         store=store,
+        nonces=nonces,
         issuer=issuer,
         manifest=lambda: live.manifest,
         policy=lambda: live.policy,
@@ -156,9 +159,15 @@ def build_runtime(config: ServerConfig, *, clock: Callable[[], float] = time.tim
         store=store,
         live=live,
         verifier=verifier,
-        enrollment=Enrollment(store, clock=clock),
+        enrollment=Enrollment(
+            store,
+            nonces,
+            trust_store=load_tpm_trust_store(config.tpm_roots_dir),
+            ttl_s=config.enrollment_ttl_s,
+            clock=clock,
+        ),
         issuer=issuer,
-        devices=DeviceService(store, clock=clock),
+        devices=DeviceService(store, nonces, clock=clock),
         keys=keys,
         metrics=metrics,
         ip_limiter=TokenBucketLimiter(config.rate_limit_per_minute),

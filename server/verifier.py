@@ -7,13 +7,11 @@ and answered to the network with a uniform problem. Step numbers follow DESIGN (
 from __future__ import annotations
 
 import hashlib
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from attest.b64 import b64url_encode
 from attest.errors import AlgorithmError, FormatError, SignatureError
 from attest.evidence import EvidenceClaims, parse_evidence, verify_evidence_signature
 from attest.jwk import load_public_jwk
@@ -26,22 +24,13 @@ from server.errors import (
     ConsentRequiredError,
     ProblemError,
 )
+from server.nonces import ChallengeNonces, IssuedNonce
 from server.policy import Decision, Policy, PolicyInput
 from server.signals import SignalValueError, check_signal_values
-from server.store import AuditEvent, AuditRecord, DeviceRecord, NonceOutcome
-from server.store.sql import SqlStore
+from server.store import AuditEvent, AuditRecord, DeviceRecord, NonceOutcome, Store
 from server.tokens import IssuedToken, TokenIssuer, new_jti
 
-NONCE_BYTES = 32
 _REJECTED = "the evidence was not accepted; run 'envattest attest' again, and if this persists ask your administrator to check the audit log"  # noqa: E501
-
-
-@dataclass(frozen=True)
-class Challenge:
-    """A fresh single-use nonce for one device."""
-
-    nonce: str
-    expires_in: int
 
 
 @dataclass(frozen=True)
@@ -65,7 +54,8 @@ class Verifier:
     def __init__(
         self,
         *,
-        store: SqlStore,
+        store: Store,
+        nonces: ChallengeNonces,
         issuer: TokenIssuer,
         manifest: Callable[[], Manifest],
         policy: Callable[[], Policy],
@@ -74,6 +64,7 @@ class Verifier:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        self.nonces = nonces
         self.issuer = issuer
         self._manifest = manifest
         self._policy = policy
@@ -81,21 +72,19 @@ class Verifier:
         self.max_iat_skew_s = max_iat_skew_s
         self._clock = clock
 
-    def challenge(self, device_id: str) -> Challenge:
-        """Issue a nonce bound to an enrolled, active device."""
+    def challenge(self, device_id: str) -> IssuedNonce:
+        """A nonce bound to an enrolled, active device. Nothing is stored (``server.nonces``),
+        so anyone may ask for any device id without crowding out the device's own nonces;
+        a refusal is not audited, so a flood does not write the audit log either."""
         device = self.store.get_device(device_id)
         if device is None or not device.active:
             raise AttestationRejectedError(
                 "this device is not enrolled or was revoked; run 'envattest init' to enroll",
                 audit_detail=f"challenge for unknown or inactive device {device_id}",
             )
-        nonce = b64url_encode(secrets.token_bytes(NONCE_BYTES))
-        self.store.add_nonce(
-            nonce,
-            binding=device_binding(device_id),
-            expires_at=int(self._clock()) + self.nonce_ttl_s,
+        return self.nonces.issue(
+            device_binding(device_id), now=int(self._clock()), ttl_s=self.nonce_ttl_s
         )
-        return Challenge(nonce=nonce, expires_in=self.nonce_ttl_s)
 
     def _reject(self, error: ProblemError, device_id: str | None, step: str) -> ProblemError:
         self.store.append_audit(
@@ -203,9 +192,7 @@ class Verifier:
     def _settle_or_reject(
         self, nonce: str, binding: str, now: int, device: DeviceRecord, event: AuditEvent
     ) -> AuditRecord:
-        outcome, record = self.store.settle_attestation(
-            nonce, binding=binding, now=now, audit=event
-        )
+        outcome, record = self.nonces.spend(nonce, binding=binding, now=now, audit=event)
         if outcome is not NonceOutcome.CONSUMED or record is None:
             raise self._reject(
                 AttestationRejectedError(_REJECTED, audit_detail=f"nonce {outcome.value}"),

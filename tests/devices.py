@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from attest.b64 import b64url_decode
 from attest.evidence import ConsentClaim, EvidenceClaims, new_claims, sign_evidence
 from attest.keys.software import SoftwareKey
 from attest.manifest import Manifest, parse_manifest
@@ -28,16 +29,9 @@ class TestDevice:
 
     @classmethod
     def enroll(cls, base_url: str, token: str, key_path: Path) -> TestDevice:
-        """Create a key and enroll it with ``token``."""
+        """Create a key and enroll it with ``token`` (the key signs the enrollment challenge)."""
         key = SoftwareKey.create(key_path)
-        answer = httpx.post(
-            f"{base_url}/v1/enroll",
-            json={
-                "enrollment_token": token,
-                "public_jwk": key.public_jwk(),
-                "key_attestation": {"format": "none"},
-            },
-        )
+        answer = httpx.post(f"{base_url}/v1/enroll", json=enroll_body(base_url, token, key))
         answer.raise_for_status()
         manifest = parse_manifest(httpx.get(f"{base_url}/v1/manifest").content)
         return cls(base_url, answer.json()["device_id"], key, manifest)
@@ -81,6 +75,27 @@ class TestDevice:
         """POST /v1/attest."""
         body = evidence.encode() if isinstance(evidence, str) else evidence
         return httpx.post(f"{self.base_url}/v1/attest", content=body, headers=EVIDENCE)
+
+
+def enrollment_nonce(base_url: str, token: str) -> str:
+    """POST /v1/enroll/challenge for ``token``."""
+    answer = httpx.post(f"{base_url}/v1/enroll/challenge", json={"enrollment_token": token})
+    answer.raise_for_status()
+    nonce: str = answer.json()["nonce"]
+    return nonce
+
+
+def enroll_body(
+    base_url: str, token: str, key: SoftwareKey, *, nonce: str | None = None
+) -> dict[str, Any]:
+    """A ``none`` enrollment body whose key signs a fresh (or the given) challenge."""
+    nonce = nonce or enrollment_nonce(base_url, token)
+    return {
+        "enrollment_token": token,
+        "public_jwk": key.public_jwk(),
+        "key_attestation": key.attestation(b64url_decode(nonce)),
+        "nonce": nonce,
+    }
 
 
 def default_signals(manifest: Manifest) -> dict[str, Any]:

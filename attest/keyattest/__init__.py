@@ -1,7 +1,8 @@
 """Key-attestation verification at enrollment, dispatched on the statement's ``format``.
 
 One module per format (``none``, ``tpm2``), same keyword-only signature style; an unknown or
-missing format is an error, never a fallthrough to ``none`` (STYLE 4).
+missing format is an error, never a fallthrough to ``none`` (STYLE 4). This is the only
+dispatch: the verifier calls ``verify_key_attestation`` and branches on the verified result.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from datetime import datetime
 from enum import StrEnum
 
 from attest.errors import KeyAttestationError
-from attest.keyattest.none import VerifiedNoneKey, verify_none
+from attest.keyattest.none import VerifiedNoneKey, build_none_statement, verify_none
 from attest.keyattest.tpm2 import (
     ActivationChallenge,
     VerifiedTpm2Key,
+    activation_secret_sha256,
     make_activation_challenge,
     verify_activation_secret,
     verify_tpm2_key_attestation,
@@ -57,10 +59,16 @@ def verify_key_attestation(
     """Dispatch on ``format``. ``trust_store=None`` means this server cannot accept ``tpm2``."""
     fmt = attestation_format(statement)
     if fmt is AttestationFormat.NONE:
-        return verify_none(statement, expected_jwk=expected_jwk, claimed_class=claimed_class)
+        return verify_none(
+            statement,
+            expected_jwk=expected_jwk,
+            expected_nonce=expected_nonce,
+            claimed_class=claimed_class,
+        )
     if trust_store is None:
         raise KeyAttestationError(
-            "this verifier has no EK trust store configured, so tpm2 keys cannot be enrolled"
+            "this verifier does not accept TPM enrollment (no EK trust store configured); "
+            "enroll with --key software or ask the administrator to set --tpm-roots"
         )
     return verify_tpm2_key_attestation(
         statement,
@@ -78,7 +86,9 @@ __all__ = [
     "VerifiedKeyAttestation",
     "VerifiedNoneKey",
     "VerifiedTpm2Key",
+    "activation_secret_sha256",
     "attestation_format",
+    "build_none_statement",
     "build_tpm2_statement",
     "load_trust_store",
     "make_activation_challenge",

@@ -18,6 +18,7 @@ Part 3 §18.2 (TPM2_Certify), §12.5-12.6 (Activate/MakeCredential); TCG EK Cred
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 from collections.abc import Mapping
@@ -273,9 +274,14 @@ def make_activation_challenge(
     )
 
 
-def verify_activation_secret(presented: bytes, *, expected_secret: bytes) -> None:
-    """Constant-time comparison of the device's answer with the issued secret."""
-    if not hmac.compare_digest(presented, expected_secret):
+def activation_secret_sha256(secret: bytes) -> str:
+    """What the verifier keeps of an issued activation secret (never the secret itself)."""
+    return hashlib.sha256(secret).hexdigest()
+
+
+def verify_activation_secret(presented: bytes, *, expected_sha256: str) -> None:
+    """Constant-time comparison of the device's answer with the issued secret's hash."""
+    if not hmac.compare_digest(activation_secret_sha256(presented), expected_sha256):
         raise ActivationError(
             "the activation secret does not match: the AK is not in the TPM that holds the EK"
         )
@@ -284,6 +290,7 @@ def verify_activation_secret(presented: bytes, *, expected_secret: bytes) -> Non
 __all__ = [
     "ActivationChallenge",
     "VerifiedTpm2Key",
+    "activation_secret_sha256",
     "make_activation_challenge",
     "verify_activation_secret",
     "verify_tpm2_key_attestation",

@@ -42,7 +42,8 @@ class KeyProvider(Protocol):
         ...
 
     def attestation(self, nonce: bytes) -> dict[str, Any]:
-        """The ``key_attestation`` object for enrollment (``{"format": "none"}`` if no proof)."""
+        """The ``key_attestation`` object for enrollment over the verifier's challenge ``nonce``
+        (format ``none``: the key signs it; ``tpm2``: TPM2_Certify carries it)."""
         ...
 
 

@@ -2,7 +2,8 @@
 
 Python cannot reach CryptoKit, so a small Swift helper (packaging/macos/envattest-se-helper/)
 does the three operations. Outside MDM attestation there is no proof a verifier can check, so
-the class is ``hardware-unverified`` and ``attestation()`` is ``{"format": "none"}``.
+the class is ``hardware-unverified`` and ``attestation()`` is a ``none`` statement (the key
+signs the enrollment challenge).
 
 Helper protocol: one JSON object per line on stdin, one JSON object per line on stdout, one
 request per process run. Binary values are unpadded base64url.
@@ -194,8 +195,10 @@ class SecureEnclaveKey:
             raise KeyProviderError("the helper's signature is not DER ECDSA") from exc
 
     def attestation(self, nonce: bytes) -> dict[str, Any]:
-        """No verifiable proof: self-reported."""
-        return {"format": "none"}
+        """No verifiable hardware proof (self-reported); the key signs the challenge."""
+        from attest.keyattest.none import build_none_statement
+
+        return build_none_statement(nonce=nonce, jwk=self.public_jwk(), signer=self.sign)
 
 
 __all__ = ["HELPER_NAME", "HelperTransport", "SecureEnclaveKey", "SubprocessHelper"]

@@ -65,5 +65,7 @@ class SoftwareKey:
         return der_to_raw(self._key.sign(data, ec.ECDSA(hashes.SHA256())))
 
     def attestation(self, nonce: bytes) -> dict[str, Any]:
-        """Software keys carry no proof."""
-        return {"format": "none"}
+        """Software keys carry no hardware proof; the key signs the challenge."""
+        from attest.keyattest.none import build_none_statement
+
+        return build_none_statement(nonce=nonce, jwk=self.public_jwk(), signer=self.sign)

@@ -1,7 +1,8 @@
 """The ``windows-pcp`` provider: a P-256 TPM key via CNG's Microsoft Platform Crypto Provider.
 
 The key is non-exportable and TPM-backed, but without TPM key attestation the verifier cannot
-check that, so the class is ``hardware-unverified`` and ``attestation()`` is ``{"format": "none"}``.
+check that, so the class is ``hardware-unverified`` and ``attestation()`` is a ``none``
+statement (the key signs the enrollment challenge).
 
 The OS calls sit behind ``PcpBackend`` (``NCryptOpenStorageProvider``, ``NCryptOpenKey``,
 ``NCryptCreatePersistedKey`` + ``NCryptFinalizeKey``, ``NCryptExportKey(BCRYPT_ECCPUBLIC_BLOB)``,
@@ -196,8 +197,10 @@ class WindowsPcpKey:
         return signature
 
     def attestation(self, nonce: bytes) -> dict[str, Any]:
-        """No verifiable proof without TPM key attestation: self-reported."""
-        return {"format": "none"}
+        """No verifiable proof without TPM key attestation; the key signs the challenge."""
+        from attest.keyattest.none import build_none_statement
+
+        return build_none_statement(nonce=nonce, jwk=self.public_jwk(), signer=self.sign)
 
 
 class CngPcpBackend:

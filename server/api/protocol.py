@@ -9,8 +9,6 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from attest.errors import AttestError
-from attest.keyattest import TrustStore, load_trust_store
 from server.api.bodies import StrictJsonRoute
 from server.api.models import (
     AttestResponse,
@@ -19,7 +17,8 @@ from server.api.models import (
     EnrollRequest,
     EnrollResponse,
 )
-from server.errors import BadRequestError, ConfigError, UnsupportedMediaError
+from server.enrollment import PendingTpm2
+from server.errors import UnsupportedMediaError
 from server.runtime import Runtime
 from server.tokens import token_type
 
@@ -50,17 +49,6 @@ class ActivateRequest(BaseModel):
     secret: str = Field(min_length=1, max_length=256)
 
 
-def load_tpm_trust_store(runtime: Runtime) -> TrustStore | None:
-    """The EK trust store named by ``tpm_roots`` (``--tpm-roots``), or None if not configured."""
-    directory = runtime.config.tpm_roots_dir
-    if directory is None:
-        return None
-    try:
-        return load_trust_store(directory)
-    except AttestError as exc:
-        raise ConfigError(f"--tpm-roots {directory}: {exc}") from exc
-
-
 def require_media_type(request: Request, expected: str) -> None:
     """415 unless the body is declared as ``expected``."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -82,14 +70,12 @@ def router(runtime: Runtime) -> APIRouter:
             headers={"ETag": f'"{manifest.sha256}"', "Cache-Control": "no-cache"},
         )
 
-    trust_store = load_tpm_trust_store(runtime)
-    ttl_s = runtime.config.enrollment_ttl_s
-
     @api.post("/v1/enroll/challenge", tags=["enrollment"], response_model=ChallengeResponse)
     def enroll_challenge(body: EnrollChallengeRequest) -> ChallengeResponse:
-        """A nonce for TPM2_Certify's qualifying data, bound to the enrollment token."""
-        nonce = runtime.enrollment.enrollment_nonce(body.enrollment_token, ttl_s=ttl_s)
-        return ChallengeResponse(nonce=nonce, expires_in=ttl_s)
+        """A nonce bound to a valid enrollment token: the key being enrolled signs it (format
+        ``none``), or TPM2_Certify carries it as qualifying data (format ``tpm2``)."""
+        issued = runtime.enrollment.challenge(body.enrollment_token)
+        return ChallengeResponse(nonce=issued.nonce, expires_in=issued.expires_in)
 
     @api.post(
         "/v1/enroll",
@@ -98,31 +84,19 @@ def router(runtime: Runtime) -> APIRouter:
     )
     def enroll(body: EnrollRequest) -> EnrollResponse | Tpm2EnrollResponse:
         """Enroll a device key: ``none`` completes here, ``tpm2`` answers a challenge."""
-        fmt = body.key_attestation.get("format")
-        if fmt == "tpm2":
-            pending = runtime.enrollment.begin_tpm2(
-                enrollment_token=body.enrollment_token,
-                jwk=body.public_jwk,
-                statement=body.key_attestation,
-                nonce=body.nonce,
-                trust_store=trust_store,
-                ttl_s=ttl_s,
-            )
-            return Tpm2EnrollResponse(
-                enrollment_id=pending.enrollment_id,
-                credential_blob=pending.credential_blob,
-                encrypted_secret=pending.encrypted_secret,
-                expires_in=pending.expires_in,
-            )
-        if fmt != "none":
-            raise BadRequestError(
-                f"key_attestation.format {fmt!r} is not supported; use 'none' or 'tpm2'"
-            )
-        done = runtime.enrollment.enroll_without_proof(
+        done = runtime.enrollment.enroll(
             enrollment_token=body.enrollment_token,
             jwk=body.public_jwk,
-            key_attestation=body.key_attestation,
+            statement=body.key_attestation,
+            nonce=body.nonce,
         )
+        if isinstance(done, PendingTpm2):
+            return Tpm2EnrollResponse(
+                enrollment_id=done.enrollment_id,
+                credential_blob=done.credential_blob,
+                encrypted_secret=done.encrypted_secret,
+                expires_in=done.expires_in,
+            )
         return EnrollResponse(device_id=done.device_id, key_class=done.key_class.value)
 
     @api.post("/v1/enroll/activate", tags=["enrollment"], response_model=EnrollResponse)

@@ -12,6 +12,10 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 
+class DuplicateKeyError(Exception):
+    """A device with this key is already enrolled."""
+
+
 class NonceOutcome(StrEnum):
     """Result of trying to spend a nonce."""
 
@@ -87,20 +91,28 @@ class Store(Protocol):
         """Atomically use up one use of a valid token; False if unknown, used up or expired."""
         ...
 
+    def enrollment_token_valid(self, token_sha256: str, *, now: int) -> bool:
+        """True if the token exists, has uses left and is unexpired (nothing is spent)."""
+        ...
+
     def add_device(self, device: DeviceRecord, audit: AuditEvent) -> None:
-        """Insert a device and its enrollment audit record in one transaction."""
+        """Insert a device and its enrollment audit record in one transaction; raise
+        DuplicateKeyError if the key is already enrolled."""
         ...
 
     def get_device(self, device_id: str) -> DeviceRecord | None:
         """The device, or None."""
         ...
 
-    def add_nonce(self, nonce: str, *, binding: str, expires_at: int) -> None:
-        """Store a fresh nonce bound to a device id (or enrollment binding)."""
+    def spend_nonce(
+        self, nonce: str, *, binding: str, expires_at: int, now: int, audit: AuditEvent | None
+    ) -> tuple[NonceOutcome, AuditRecord | None]:
+        """Record a checked nonce as spent, with ``audit`` in the same durable commit: exactly
+        one caller ever gets CONSUMED, the others ALREADY_USED."""
         ...
 
-    def consume_nonce(self, nonce: str, *, binding: str, now: int) -> NonceOutcome:
-        """Atomically spend a nonce: exactly one caller ever gets CONSUMED."""
+    def purge_nonces(self, *, before: int) -> int:
+        """Delete spent nonces that expired before ``before``; return how many."""
         ...
 
     def add_pending_enrollment(self, pending: PendingEnrollment) -> None:

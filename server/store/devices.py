@@ -12,7 +12,7 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
 
 from server.audit.coverage import ERASURE_EVENTS, erasure_covers
-from server.store import AuditEvent, DeviceRecord, PendingEnrollment
+from server.store import AuditEvent, DeviceRecord, DuplicateKeyError, PendingEnrollment
 from server.store.auditlog import AuditLogStore
 from server.store.schema import audit_log, devices, enrollment_tokens, pending_enrollments
 
@@ -20,10 +20,6 @@ _GET_DEVICE = (
     "SELECT device_id, public_jwk, jkt, key_class, enrolled_at, revoked_at, erased_at"
     " FROM devices WHERE device_id = %s"
 )
-
-
-class DuplicateKeyError(Exception):
-    """A device with this key is already enrolled."""
 
 
 def device_from_row(row: Any) -> DeviceRecord:
@@ -66,6 +62,17 @@ class DeviceStore(AuditLogStore):
                 .values(uses_left=t.uses_left - 1)
             )
             return result.rowcount == 1
+
+    def enrollment_token_valid(self, token_sha256: str, *, now: int) -> bool:
+        """A read: the token exists, has uses left and is unexpired (nothing is spent)."""
+        t = enrollment_tokens.c
+        with self._read() as conn:
+            row = conn.execute(
+                select(t.token_sha256).where(
+                    t.token_sha256 == token_sha256, t.uses_left > 0, t.expires_at > now
+                )
+            ).first()
+        return row is not None
 
     # devices
 

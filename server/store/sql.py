@@ -8,8 +8,9 @@ transaction scopes), ``auditlog`` (the hash chain), ``devices`` (devices and enr
 
 from __future__ import annotations
 
+from server.store import DuplicateKeyError
 from server.store.checkpoints import CheckpointStore
-from server.store.devices import DeviceStore, DuplicateKeyError
+from server.store.devices import DeviceStore
 from server.store.engine import RETRY_AFTER_S, AuditObserver, make_engine
 from server.store.gateways import GatewayCredentialRecord, GatewayCredentialStore
 from server.store.nonces import NonceStore

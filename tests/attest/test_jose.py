@@ -84,3 +84,9 @@ def test_header_with_extra_members_is_refused() -> None:
     with pytest.raises(FormatError, match="unsupported JWS header members: jku"):
         check_es256_header(header, expected_typ="eat+jwt")
     assert json.dumps(header)
+
+
+def test_canonical_json_is_compact_sorted_utf8() -> None:
+    from attest.jose import canonical_json
+
+    assert canonical_json({"b": 1, "a": ["é", None]}) == '{"a":["é",null],"b":1}'.encode()

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from attest.b64 import b64url_decode, b64url_encode
 from attest.errors import KeyProviderError
 from attest.jwk import load_public_jwk
+from attest.keyattest.none import verify_none
 from attest.keys import KeyClass, ProviderName
 from attest.keys.secure_enclave import SecureEnclaveKey, SubprocessHelper, decode_answer
 
@@ -74,7 +75,11 @@ def test_create_sign_reload(tmp_path: Path) -> None:
     reloaded = SecureEnclaveKey.load(tmp_path / "se.json", transport=enclave)
     assert reloaded.public_jwk() == key.public_jwk()
     assert [r["op"] for r in enclave.requests] == ["create", "sign", "public"]
-    assert key.attestation(b"n") == {"format": "none"}
+    # no hardware proof, but the key signs the enrollment challenge (proof of possession)
+    verified = verify_none(
+        key.attestation(b"n"), expected_jwk=key.public_jwk(), expected_nonce=b"n"
+    )
+    assert verified.public_jwk == key.public_jwk()
 
 
 @pytest.mark.parametrize(

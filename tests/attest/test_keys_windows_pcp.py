@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_ds
 from attest.errors import KeyProviderError
 from attest.jose import der_to_raw
 from attest.jwk import load_public_jwk
+from attest.keyattest.none import verify_none
 from attest.keys import KeyClass, ProviderName
 from attest.keys import windows_pcp as pcp
 from attest.keys.windows_pcp import PcpError, WindowsPcpKey, parse_ecc_public_blob
@@ -82,7 +83,11 @@ def test_create_sign_and_reload() -> None:
         encode_dss_signature(r, s), b"evidence", ec.ECDSA(hashes.SHA256())
     )
     assert WindowsPcpKey.load(backend=backend).public_jwk() == key.public_jwk()
-    assert key.attestation(b"nonce") == {"format": "none"}
+    # no hardware proof, but the key signs the enrollment challenge (proof of possession)
+    verified = verify_none(
+        key.attestation(b"nonce"), expected_jwk=key.public_jwk(), expected_nonce=b"nonce"
+    )
+    assert verified.public_jwk == key.public_jwk()
     assert backend.open_handles == 0
 
 

@@ -107,3 +107,45 @@ def test_commands_before_init_say_to_run_init(agent_cli: AgentCli) -> None:
         run = agent_cli(command)
         assert run.code == 1, command
         assert "envattest init" in run.stderr, command
+
+
+def test_bad_enrollment_token_is_caught_before_the_consent_prompt(
+    verifier: VerifierProcess, agent_cli: AgentCli
+) -> None:
+    run = agent_cli(
+        "init", "--server", verifier.url, "--enroll-token", "et_not-a-token", "--key", "software",
+    )  # fmt: skip
+    assert run.code == 1
+    assert "timezone.iana" not in run.stderr  # no prompt was shown
+    assert run.stderr.strip().count("\n") == 0, run.stderr  # one line
+    assert "ask your administrator" in run.stderr
+    assert not agent_cli.home.joinpath("agent.json").exists()
+
+
+def test_unusable_key_provider_is_caught_before_the_consent_prompt(
+    verifier: VerifierProcess, agent_cli: AgentCli
+) -> None:
+    run = agent_cli(
+        "init", "--server", verifier.url, "--enroll-token", verifier.enroll_token(),
+        "--key", "tpm2", "--tcti", "device:/nonexistent/tpm0",
+    )  # fmt: skip
+    assert run.code == 1
+    assert "timezone.iana" not in run.stderr
+    assert run.stderr.strip().count("\n") == 0, run.stderr
+    assert "--key tpm2" in run.stderr
+    assert "--key software" in run.stderr
+
+
+def test_the_token_check_before_consent_spends_nothing(
+    verifier: VerifierProcess, agent_cli: AgentCli
+) -> None:
+    token = verifier.enroll_token(uses=1)
+    declined = agent_cli(
+        "init", "--server", verifier.url, "--enroll-token", token, "--key", "software"
+    )
+    assert declined.code == 4  # token and key checked, then consent was not given
+    accepted = agent_cli(
+        "init", "--server", verifier.url, "--enroll-token", token,
+        "--accept-manifest", _manifest_hash(verifier), "--key", "software",
+    )  # fmt: skip
+    assert accepted.code == 0, accepted.stderr

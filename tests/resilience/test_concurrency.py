@@ -9,7 +9,7 @@ import httpx
 
 from attest.keys.software import SoftwareKey
 from server.store.sql import SqlStore, make_engine
-from tests.devices import EVIDENCE, TestDevice
+from tests.devices import EVIDENCE, TestDevice, enroll_body
 from tests.servers import VerifierProcess
 
 RACERS = 16
@@ -59,13 +59,7 @@ def test_single_use_enrollment_token_enrolls_exactly_one(
         [
             (
                 f"{verifier.url}/v1/enroll",
-                {
-                    "json": {
-                        "enrollment_token": token,
-                        "public_jwk": key.public_jwk(),
-                        "key_attestation": {"format": "none"},
-                    }
-                },
+                {"json": enroll_body(verifier.url, token, key)},
             )
             for key in keys
         ]

@@ -25,7 +25,7 @@ import schemathesis
 from attest.devicerequest import REQUEST_TYP, DeviceAction, sign_device_request
 from attest.keys.software import SoftwareKey
 from attest.manifest import parse_manifest
-from tests.devices import TestDevice
+from tests.devices import TestDevice, enroll_body
 
 
 @schemathesis.serializer("application/eat+jwt", "application/envattest-request+jwt")
@@ -61,11 +61,7 @@ class _Valid:
         if token is None:
             return None
         key = SoftwareKey.create(self.key_dir / f"enroll-{next(self.keys)}.pem")
-        return {
-            "enrollment_token": token,
-            "public_jwk": key.public_jwk(),
-            "key_attestation": {"format": "none"},
-        }
+        return enroll_body(self.url, token, key)  # the key signs the enrollment challenge
 
     def whoami(self) -> str:
         return sign_device_request(

@@ -51,11 +51,12 @@ def test_settle_through_the_writer_is_single_use_and_chained(tmp_path: Path) -> 
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
     upgrade(engine)
     store = SqlStore(engine)
-    store.add_nonce("n1", binding="dev_a", expires_at=4_000_000_000)
     event = AuditEvent("attest", "dev_a", "allow", {"n": 1})
 
     def settle(_: int) -> NonceOutcome:
-        return store.settle_attestation("n1", binding="dev_a", now=1, audit=event)[0]
+        return store.spend_nonce(
+            "n1", binding="dev_a", expires_at=4_000_000_000, now=1, audit=event
+        )[0]
 
     with ThreadPoolExecutor(8) as pool:
         outcomes = list(pool.map(settle, range(16)))

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 
+from attest.b64 import b64url_decode
 from attest.evidence import ConsentClaim, new_claims, sign_evidence
 from attest.keys.software import SoftwareKey
 from attest.manifest import parse_manifest
@@ -170,10 +171,11 @@ def _enrolled(client: TestClient, runtime: Runtime, tmp_path: Path) -> tuple[str
     token = "et_test"
     runtime.store.add_enrollment_token(token_sha256(token), uses=1, expires_at=2**40)
     key = SoftwareKey.create(tmp_path / "dev.pem")
+    nonce = client.post("/v1/enroll/challenge", json={"enrollment_token": token}).json()["nonce"]
     answer = client.post(
         "/v1/enroll",
-        json={"enrollment_token": token, "public_jwk": key.public_jwk(),
-              "key_attestation": {"format": "none"}},
+        json={"enrollment_token": token, "public_jwk": key.public_jwk(), "nonce": nonce,
+              "key_attestation": key.attestation(b64url_decode(nonce))},
     )  # fmt: skip
     assert answer.status_code == 200, answer.text
     return answer.json()["device_id"], key
@@ -196,7 +198,7 @@ def test_no_token_when_the_audit_write_fails(
     client = TestClient(create_app(runtime))
     device_id, key = _enrolled(client, runtime, tmp_path)
     evidence = _evidence(client, runtime, device_id, key)
-    original = runtime.store.settle_attestation
+    original = runtime.store.spend_nonce
     issued: list[object] = []
 
     def failing_settle(nonce: str, *, audit: AuditEvent | None, **kw: Any) -> object:
@@ -204,7 +206,7 @@ def test_no_token_when_the_audit_write_fails(
             raise UnavailableError("database down", retry_after_s=2)
         return original(nonce, audit=audit, **kw)
 
-    monkeypatch.setattr(runtime.store, "settle_attestation", failing_settle)
+    monkeypatch.setattr(runtime.store, "spend_nonce", failing_settle)
     monkeypatch.setattr(runtime.issuer, "issue", lambda **kw: issued.append(kw))
     answer = client.post("/v1/attest", content=evidence, headers=EVIDENCE)
     assert answer.status_code == 503

@@ -10,6 +10,7 @@ import pytest
 
 from attest.manifest import Manifest, parse_manifest, render_manifest
 from server.audit import verify_chain
+from server.nonces import PURGE_MARGIN_S
 from server.retention import DAY_S, purge_expired, retention_days
 from server.store import AuditEvent, AuditRecord
 from server.store.migrate import upgrade
@@ -74,8 +75,9 @@ def test_purge_nulls_data_past_retention_and_the_chain_still_verifies(
     clock.now = NOW - 400 * DAY_S
     enroll = db.append_audit(AuditEvent("enroll", "dev_1", "allow", {"key_class": "software"}))
     clock.now = NOW
-    db.add_nonce("old", binding="device:dev_1", expires_at=NOW - 10)
-    db.add_nonce("live", binding="device:dev_1", expires_at=NOW + 100)
+    stale = NOW - PURGE_MARGIN_S - 10  # expired longer ago than the replica-clock margin
+    db.spend_nonce("old", binding="device:dev_1", expires_at=stale, now=stale - 60, audit=None)
+    db.spend_nonce("live", binding="device:dev_1", expires_at=NOW + 100, now=NOW, audit=None)
 
     dry = purge_expired(db, _manifest(), now=NOW, dry_run=True)
     assert (dry.records_purged, dry.nonces_deleted) == (2, 0)
@@ -93,8 +95,9 @@ def test_purge_nulls_data_past_retention_and_the_chain_still_verifies(
     chain = verify_chain(db.audit_records())
     assert chain.purged == 2
     assert db.audit_records()[-1].event == "admin.purge"
-    assert db.consume_nonce("live", binding="device:dev_1", now=NOW).value == "consumed"
-    assert db.consume_nonce("old", binding="device:dev_1", now=NOW).value == "unknown"
+    again = {"binding": "device:dev_1", "expires_at": NOW + 100, "now": NOW, "audit": None}
+    assert db.spend_nonce("live", **again)[0].value == "already-used"  # still held as spent
+    assert db.spend_nonce("old", **again)[0].value == "consumed"  # purged
 
 
 def test_purge_cli_is_audited(shared_verifier: object, capsys: pytest.CaptureFixture[str]) -> None:

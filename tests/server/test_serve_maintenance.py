@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from server.maintenance import Maintenance, Task
+from server.nonces import PURGE_MARGIN_S
 from server.store.sql import SqlStore, make_engine
 from tests.servers import REPO, clean_env, init_verifier
 
@@ -36,7 +37,11 @@ def test_serve_purges_nonces_checkpoints_and_stops_cleanly_on_ctrl_c(tmp_path: P
         config.read_text() + "nonce_purge_interval_s = 1\naudit_checkpoint_interval_s = 1\n"
     )
     store = SqlStore(make_engine(f"sqlite:///{handle.data_dir / 'envattest.db'}"))
-    store.add_nonce("stale", binding="device:dev_x", expires_at=int(time.time()) - 10)
+    # a nonce spent long ago, past its expiry and the purge's margin for replica clocks
+    expired = int(time.time()) - 10 - PURGE_MARGIN_S
+    store.spend_nonce(
+        "stale", binding="device:dev_x", expires_at=expired, now=expired - 60, audit=None
+    )
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(

@@ -1,0 +1,173 @@
+"""Mutation testing of the verifier's checks with mutmut ([tool.mutmut] in pyproject.toml).
+
+    python tools/mutation.py            # bounded CI run: the enrollment and nonce checks
+    python tools/mutation.py --full     # every configured module (evidence, JOSE, key
+                                        # attestation, verifier, enrollment, nonces, policy)
+
+mutmut runs in a staging copy of the repository (symlinks kept as symlinks, so fixture trees
+with dangling links copy cleanly), never in the working tree. It prints the score and every
+surviving mutant, classified: ``message`` (only the text of an error message changed; the
+check and the error class are intact), ``equivalent`` (no observable difference, see
+``classify``) or ``check`` (a real survivor). The bounded run exits 1 on a ``check`` survivor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+COPY = ("attest", "server", "agent", "tests", "pyproject.toml")
+# the bounded run (a few minutes on two cores): proof of possession and challenge nonces
+CI_PATTERNS = ("attest.keyattest.none.*", "server.nonces.*")
+_LINE = re.compile(r"^\s+(\S+): (\S+)$")
+_STRING = re.compile(r"""(?:[rbf]?"(?:[^"\\]|\\.)*"|[rbf]?'(?:[^'\\]|\\.)*')""")
+# (removed, added) fragments that Python treats alike, and why
+_EQUIVALENT = (
+    (', "big")', ", )", "int.to_bytes/from_bytes default to big-endian since Python 3.11"),
+    ("ensure_ascii=False", "ensure_ascii=None", "None is falsy like False"),
+    ("token_bytes(32)", "token_bytes(None)", "token_bytes() defaults to 32 bytes"),
+)
+
+
+def stage(target: Path) -> None:
+    """Copy what the tests need into ``target`` (without caches or earlier mutants)."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".hypothesis")
+    for name in COPY:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, symlinks=True, ignore=ignore)
+        else:
+            shutil.copy2(source, target / name)
+    # mutmut copies tests/ itself, following links: drop the OS fixture trees (dangling
+    # links by design) that no selected test reads
+    shutil.rmtree(target / "tests" / "fixtures" / "collectors", ignore_errors=True)
+
+
+def run(workdir: Path, patterns: tuple[str, ...], max_children: int) -> dict[str, str]:
+    """``mutmut run`` then ``mutmut results --all``: mutant name -> status."""
+    mutmut = [sys.executable, "-m", "mutmut"]
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
+    subprocess.run(
+        [*mutmut, "run", "--max-children", str(max_children), *patterns],
+        cwd=workdir,
+        env=env,
+        check=False,
+    )
+    done = subprocess.run(
+        [*mutmut, "results", "--all", "true"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    statuses = {}
+    for line in done.stdout.splitlines():
+        match = _LINE.match(line)
+        if match:
+            statuses[match.group(1)] = match.group(2)
+    return statuses
+
+
+_SHOW_DIFFS = """
+import json, sys
+from mutmut.__main__ import find_mutant, get_diff_for_mutant
+out = {}
+for name in sys.argv[1:]:
+    text = get_diff_for_mutant(name, path=find_mutant(name).path).splitlines()
+    out[name] = (
+        [x[1:].strip() for x in text if x.startswith("-") and not x.startswith("---")],
+        [x[1:].strip() for x in text if x.startswith("+") and not x.startswith("+++")],
+    )
+print(json.dumps(out))
+"""
+
+
+def diffs(workdir: Path, names: list[str]) -> dict[str, tuple[list[str], list[str]]]:
+    """The removed and added source lines of each mutant, in one mutmut process."""
+    if not names:
+        return {}
+    shown = subprocess.run(
+        [sys.executable, "-c", _SHOW_DIFFS, *names],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    answer: dict[str, tuple[list[str], list[str]]] = json.loads(shown.stdout.splitlines()[-1])
+    return answer
+
+
+def _fold(line: str) -> str:
+    return line.replace('"', "'").casefold()
+
+
+def classify(removed: list[str], added: list[str]) -> str:
+    """``message``, ``equivalent`` or ``check`` for one surviving mutant's diff."""
+    if len(removed) != len(added) or not removed:
+        return "check"
+    kinds = set()
+    for old, new in zip(removed, added, strict=True):
+        text_only = 'b"XX' not in new and "b'XX" not in new  # bytes are data, not text
+        if text_only and _fold(old) == _fold(new.replace("XX", "")):
+            kinds.add("message")  # string text or letter case only (also "ascii"/"ASCII")
+        elif _STRING.sub("None", old) == new and (
+            old.startswith("raise") or "_json_object(" in old
+        ):
+            kinds.add("message")  # an error message (or its subject) replaced by None
+        elif any(a in old and old.replace(a, b) == new for a, b, _ in _EQUIVALENT):
+            kinds.add("equivalent")
+        else:
+            return "check"
+    return "equivalent" if "equivalent" in kinds else "message"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run, print the score and the survivors; 1 if an unexplained mutant survives."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="every configured module")
+    parser.add_argument("--max-children", type=int, default=2)
+    parser.add_argument("--keep", type=Path, help="stage here and keep it (for mutmut show)")
+    args = parser.parse_args(argv)
+    patterns = () if args.full else CI_PATTERNS
+    with tempfile.TemporaryDirectory(prefix="mutation-") as scratch:
+        workdir = args.keep or Path(scratch) / "repo"
+        if not (workdir / "pyproject.toml").exists():
+            stage(workdir)
+        statuses = run(workdir, patterns, args.max_children)
+        if patterns:
+            statuses = {
+                k: v for k, v in statuses.items() if any(re.fullmatch(
+                    p.replace(".", r"\.").replace("*", ".*"), k) for p in patterns)
+            }  # fmt: skip
+        counts = Counter(statuses.values())
+        survivors = sorted(k for k, v in statuses.items() if v not in ("killed", "timeout"))
+        kinds = {k: classify(*lines) for k, lines in diffs(workdir, survivors).items()}
+        killed = counts["killed"] + counts["timeout"]
+        total = len(statuses)
+        checks = total - sum(1 for k in kinds.values() if k != "check")
+        print(f"mutants: {total}, killed: {killed}, score: {killed / max(total, 1):.1%}")
+        print(
+            f"check mutants (excluding message-only and equivalent): {checks}, killed: "
+            f"{killed}, score: {killed / max(checks, 1):.1%}"
+        )
+        print("statuses: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+        for kind in ("check", "equivalent", "message"):
+            for name in (k for k in survivors if kinds[k] == kind):
+                print(f"  {kind}: {statuses[name]}: {name}")
+        if total == 0:
+            print("no mutants were run: check [tool.mutmut] in pyproject.toml", file=sys.stderr)
+            return 1
+        return 1 if "check" in kinds.values() and not args.full else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
