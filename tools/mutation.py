@@ -46,9 +46,11 @@ def stage(target: Path) -> None:
             shutil.copytree(source, target / name, symlinks=True, ignore=ignore)
         else:
             shutil.copy2(source, target / name)
-    # mutmut copies tests/ itself, following links: drop the OS fixture trees (dangling
-    # links by design) that no selected test reads
-    shutil.rmtree(target / "tests" / "fixtures" / "collectors", ignore_errors=True)
+    # mutmut copies tests/ itself, following links: drop the links in the OS fixture trees
+    # that dangle by design (the recordings themselves stay: policy tests read them)
+    for link in (target / "tests" / "fixtures").rglob("*"):
+        if link.is_symlink() and not link.exists():
+            link.unlink()
 
 
 def run(workdir: Path, patterns: tuple[str, ...], max_children: int) -> dict[str, str]:

@@ -83,6 +83,11 @@ def test_a_payload_that_is_not_json(key: SoftwareKey, payload: bytes) -> None:
         check(proof(key, payload=payload), key)
 
 
+def test_a_malformed_payload_is_named_in_the_error(key: SoftwareKey) -> None:
+    with pytest.raises(KeyAttestationError, match="proof of possession payload"):
+        check(proof(key, payload=b'["x"]'), key)
+
+
 @pytest.mark.parametrize(
     ("header", "match"),
     [({"typ": "eat+jwt"}, "typ"), ({"jwk": {}}, "header members"), ({"kid": 5}, "kid")],
