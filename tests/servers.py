@@ -6,7 +6,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,3 +124,16 @@ def init_verifier(data_dir: Path, *, database_url: str = "") -> VerifierProcess:
         args += ["--database-url", database_url]
     run_server_cli(args)
     return VerifierProcess(data_dir=data_dir, port=free_port())
+
+
+@contextmanager
+def running_replicas(first: VerifierProcess) -> Iterator[tuple[VerifierProcess, VerifierProcess]]:
+    """``first`` and a second process on the same data directory (and database), started."""
+    second = VerifierProcess(data_dir=first.data_dir, port=free_port())
+    try:
+        first.start()
+        second.start()
+        yield first, second
+    finally:
+        first.stop()
+        second.stop()

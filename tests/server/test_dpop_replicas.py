@@ -10,7 +10,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests._support import free_port
 from tests.server.dpop_support import (
     dpop_headers,
     dpop_verifier,
@@ -20,7 +19,7 @@ from tests.server.dpop_support import (
     refused_at,
 )
 from tests.server.support import enrolled_device
-from tests.servers import VerifierProcess, run_server_cli
+from tests.servers import VerifierProcess, run_server_cli, running_replicas
 
 EXTERNAL = "https://gw.example.test"
 
@@ -33,14 +32,8 @@ def replicas(postgres_url: str, tmp_path: Path) -> Iterator[tuple[VerifierProces
         authz_external_url=EXTERNAL,
         dpop_nonce_ttl_s=60,
     )
-    second = VerifierProcess(data_dir=first.data_dir, port=free_port())
-    try:
-        first.start()
-        second.start()
-        yield first, second
-    finally:
-        first.stop()
-        second.stop()
+    with running_replicas(first) as both:
+        yield both
 
 
 def test_a_proof_replayed_to_the_other_replica_is_refused(

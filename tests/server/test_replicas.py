@@ -10,22 +10,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests._support import free_port
 from tests.devices import EVIDENCE, TestDevice
-from tests.servers import VerifierProcess, init_verifier, run_server_cli
+from tests.servers import VerifierProcess, init_verifier, run_server_cli, running_replicas
 
 
 @pytest.fixture
 def replicas(postgres_url: str, tmp_path: Path) -> Iterator[tuple[VerifierProcess, ...]]:
     first = init_verifier(tmp_path / "shared", database_url=postgres_url)
-    second = VerifierProcess(data_dir=first.data_dir, port=free_port())
-    try:
-        first.start()
-        second.start()
-        yield first, second
-    finally:
-        first.stop()
-        second.stop()
+    with running_replicas(first) as both:
+        yield both
 
 
 def test_a_nonce_from_one_replica_is_spent_once_across_both(
