@@ -161,3 +161,11 @@ class UnavailableError(ProblemError):
     status = 503
     slug = "unavailable"
     title = "Service unavailable"
+
+
+class InternalServerError(ProblemError):
+    """A fault of the verifier's own (logged with its traceback; the client sees only this)."""
+
+    status = 500
+    slug = "internal-error"
+    title = "Internal server error"

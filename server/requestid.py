@@ -1,6 +1,7 @@
 """A request id for every HTTP request: taken from ``X-Request-Id`` when it is a sane token
-(a gateway's), else generated; echoed in the response and added to every log line written
-while the request is handled (``request_id`` in JSON logs)."""
+(a gateway's), else generated; ``server.edge`` sets it for the request, echoes it in the
+response, and it is added to every log line written while the request is handled
+(``request_id`` in JSON logs)."""
 
 from __future__ import annotations
 
@@ -9,36 +10,22 @@ import re
 import secrets
 from contextvars import ContextVar
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
-HEADER = "x-request-id"
+HEADER = b"x-request-id"
 _VALID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 current_request_id: ContextVar[str | None] = ContextVar("envattest_request_id", default=None)
 
 
-class RequestIdMiddleware:
-    """Sets ``current_request_id`` for the request and answers with ``X-Request-Id``."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        given = dict(scope.get("headers") or []).get(HEADER.encode(), b"").decode("latin-1")
-        rid = given if _VALID.fullmatch(given) else secrets.token_hex(8)
-        token = current_request_id.set(rid)
-
-        async def with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), (HEADER.encode(), rid.encode())]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, with_id)
-        finally:
-            current_request_id.reset(token)
+def request_id(scope: Scope) -> str:
+    """The gateway's ``X-Request-Id`` when it is a sane token, else a new one."""
+    for key, value in scope["headers"]:
+        if key == HEADER:
+            given = bytes(value).decode("latin-1")
+            if _VALID.fullmatch(given):
+                return given
+            break
+    return secrets.token_hex(8)
 
 
 class RequestIdFilter(logging.Filter):
