@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 COPY = ("attest", "server", "agent", "tests", "pyproject.toml")
 # the bounded run (a few minutes on two cores): proof of possession and challenge nonces
 CI_PATTERNS = ("attest.keyattest.none.*", "server.nonces.*")
-_LINE = re.compile(r"^\s+(\S+): (\S+)$")
+_LINE = re.compile(r"^\s+(\S+): (\S.*)$")  # statuses may be two words ("no tests")
 _STRING = re.compile(r"""(?:[rbf]?"(?:[^"\\]|\\.)*"|[rbf]?'(?:[^'\\]|\\.)*')""")
 # (removed, added) fragments that Python treats alike, and why
 _EQUIVALENT = (

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from attest.b64 import b64url_decode
-from attest.keyattest.tpm2_statement import parse_tpm2_statement
+from attest.keyattest.tpm2_statement import build_tpm2_statement, parse_tpm2_statement
 from attest.tpm import (
     TPM_GENERATED_VALUE,
     EccParameters,
@@ -173,3 +173,14 @@ def test_a_certificate_that_does_not_parse_is_named() -> None:
         parse_tpm2_statement(edited(ek_chain=[issuer, "AAAA"]))
     with pytest.raises(EkCertificateError, match=r"^ek_cert is not a DER X\.509"):
         parse_tpm2_statement(edited(ek_cert="AAAA"))
+
+
+@pytest.mark.parametrize("name", ["valid_submitted_intermediate", "valid_rsa2048_ek"])
+def test_build_tpm2_statement_is_the_wire_form_parse_reads(name: str) -> None:
+    sent = statement(name)
+    raw = {k: b64url_decode(v) for k, v in sent.items() if k not in ("format", "ek_chain")}
+    chain = [b64url_decode(c) for c in sent.get("ek_chain", [])]
+    built = build_tpm2_statement(**raw, ek_chain=chain)
+    assert built == sent
+    assert ("ek_chain" in built) is bool(chain)
+    assert parse_tpm2_statement(built).certify_info.raw == raw["certify_info"]
