@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 from collections import Counter
 from pathlib import Path
 
@@ -52,6 +53,23 @@ def stage(target: Path) -> None:
     for link in (target / "tests" / "fixtures").rglob("*"):
         if link.is_symlink() and not link.exists():
             link.unlink()
+
+
+def narrow(workdir: Path, patterns: tuple[str, ...]) -> None:
+    """Mutate only the staged files whose mutants ``patterns`` can name (mutmut would generate
+    mutants for every configured file first, which is most of a bounded run's time)."""
+    pyproject = workdir / "pyproject.toml"
+    configured = tomllib.loads(pyproject.read_text())["tool"]["mutmut"]["only_mutate"]
+    prefixes = [re.split(r"\.(?:x|\*)", p, maxsplit=1)[0] for p in patterns]
+    files = []
+    for path in sorted({f for glob in configured for f in workdir.glob(glob)}):
+        module = ".".join(path.relative_to(workdir).with_suffix("").parts)
+        module = module.removesuffix(".__init__")
+        if any("*" in p or module == p or module.startswith(p + ".") for p in prefixes):
+            files.append(path.relative_to(workdir).as_posix())
+    listed = "only_mutate = [" + "".join(f'\n  "{f}",' for f in files) + "\n]"
+    text = re.sub(r"(?ms)^only_mutate = \[.*?^\]", lambda _: listed, pyproject.read_text())
+    pyproject.write_text(text)
 
 
 def run(workdir: Path, patterns: tuple[str, ...], max_children: int) -> dict[str, str]:
@@ -154,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         workdir = args.keep or Path(scratch) / "repo"
         if not (workdir / "pyproject.toml").exists():
             stage(workdir)
+            if patterns:
+                narrow(workdir, patterns)
         statuses = run(workdir, patterns, args.max_children)
         if patterns:
             statuses = {
