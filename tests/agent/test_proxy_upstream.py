@@ -150,32 +150,74 @@ def test_an_untrusted_gateway_certificate_is_a_one_line_502_naming_ca_file(
     assert trusted.content == event_bytes(0)
 
 
+def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    try:
+        while data := src.recv(65536):
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        dst.close()
+
+
+def _splice(client: socket.socket, target: socket.socket) -> None:
+    threading.Thread(target=_pipe, args=(target, client), daemon=True).start()
+    _pipe(client, target)
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        data += sock.recv(size - len(data))
+    return data
+
+
+def _http_tunnel(client: socket.socket, log: list[bytes], refuse: bool) -> None:
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += client.recv(4096)
+    log.append(head.split(b"\r\n", 1)[0])
+    if refuse:
+        client.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+        client.close()
+        return
+    host, _, port = head.split(b" ")[1].rpartition(b":")
+    target = socket.create_connection((host.decode(), int(port)))
+    client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+    _splice(client, target)
+
+
+def _socks5_tunnel(client: socket.socket, log: list[bytes], _refuse: bool) -> None:
+    _, count = _recv_exactly(client, 2)
+    methods = _recv_exactly(client, count)
+    if 2 in methods:  # username and password (RFC 1929)
+        client.sendall(b"\x05\x02")
+        _, size = _recv_exactly(client, 2)
+        user = _recv_exactly(client, size)
+        password = _recv_exactly(client, _recv_exactly(client, 1)[0])
+        log.append(b"login " + user + b":" + password)
+        client.sendall(b"\x01\x00")
+    else:
+        client.sendall(b"\x05\x00")
+    _, _, _, kind = _recv_exactly(client, 4)
+    if kind == 3:
+        host = _recv_exactly(client, _recv_exactly(client, 1)[0]).decode()
+    else:
+        host = socket.inet_ntoa(_recv_exactly(client, 4))
+    port = int.from_bytes(_recv_exactly(client, 2), "big")
+    log.append(f"connect {host}:{port}".encode())
+    target = socket.create_connection((host, port))
+    client.sendall(b"\x05\x00\x00\x01" + bytes(4) + bytes(2))
+    _splice(client, target)
+
+
 @contextmanager
-def connect_proxy() -> Iterator[tuple[str, list[bytes]]]:
-    """An HTTP proxy that only tunnels (``CONNECT``), recording each request line."""
+def outbound_proxy(kind: str, *, refuse: bool = False) -> Iterator[tuple[str, list[bytes]]]:
+    """An ``http`` proxy that only tunnels (``CONNECT``) or a ``socks5`` one; records what each
+    client asked for."""
     listener = socket.create_server(("127.0.0.1", 0))
-    lines: list[bytes] = []
-
-    def pipe(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            dst.close()
-
-    def tunnel(client: socket.socket) -> None:
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += client.recv(4096)
-        line = head.split(b"\r\n", 1)[0]
-        lines.append(line)
-        host, _, port = line.split(b" ")[1].rpartition(b":")
-        target = socket.create_connection((host.decode(), int(port)))
-        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        threading.Thread(target=pipe, args=(target, client), daemon=True).start()
-        pipe(client, target)
+    log: list[bytes] = []
+    serve = _http_tunnel if kind == "http" else _socks5_tunnel
 
     def accept() -> None:
         while True:
@@ -183,11 +225,11 @@ def connect_proxy() -> Iterator[tuple[str, list[bytes]]]:
                 client, _ = listener.accept()
             except OSError:
                 return
-            threading.Thread(target=tunnel, args=(client,), daemon=True).start()
+            threading.Thread(target=serve, args=(client, log, refuse), daemon=True).start()
 
     threading.Thread(target=accept, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}", lines
+        yield f"127.0.0.1:{listener.getsockname()[1]}", log
     finally:
         with suppress(OSError):
             listener.shutdown(socket.SHUT_RDWR)
@@ -199,26 +241,60 @@ def test_https_proxy_tunnels_to_the_gateway_and_no_proxy_exempts_it(
 ) -> None:
     tls = (private_ca.server_cert, private_ca.server_key)
     trust = ssl_context(str(private_ca.ca_cert))
-    with paced_sse(events=1, interval_s=0, tls=tls) as stub, connect_proxy() as (proxy, lines):
+    with paced_sse(events=1, interval_s=0, tls=tls) as stub, outbound_proxy("http") as (at, log):
         authority = stub.url.removeprefix("https://").encode()
-        with running(stub.url, key, tls=trust, proxy_env={"https_proxy": proxy}) as endpoint:
+        env = {"https_proxy": f"http://{at}"}
+        with running(stub.url, key, tls=trust, proxy_env=env) as endpoint:
             assert httpx.get(endpoint.base_url + "/v1/models").status_code == 200
-        assert lines == [b"CONNECT " + authority + b" HTTP/1.1"]
-        exempted = {"HTTPS_PROXY": proxy, "NO_PROXY": "localhost,127.0.0.1"}
+        assert log == [b"CONNECT " + authority + b" HTTP/1.1"]
+        exempted = {"HTTPS_PROXY": f"http://{at}", "NO_PROXY": "localhost,127.0.0.1"}
         with running(stub.url, key, tls=trust, proxy_env=exempted) as endpoint:
             assert httpx.get(endpoint.base_url + "/v1/models").status_code == 200
-        assert len(lines) == 1  # the exempted gateway was reached directly
+        assert len(log) == 1  # the exempted gateway was reached directly
     assert stub.requests[0].headers["authorization"] == f"DPoP {TOKEN}"
 
 
-def test_a_socks_proxy_setting_stops_the_start_with_what_to_do(key: SoftwareKey) -> None:
+@pytest.mark.parametrize(
+    ("scheme", "host", "expected"),
+    [
+        ("socks5", "127.0.0.1", [b"connect 127.0.0.1:{port}"]),
+        ("socks5h", "localhost", [b"login alice:s3cret", b"connect localhost:{port}"]),
+    ],
+)
+def test_a_socks5_proxy_reaches_the_gateway(
+    key: SoftwareKey, private_ca: PrivateCa, scheme: str, host: str, expected: list[bytes]
+) -> None:
+    tls = (private_ca.server_cert, private_ca.server_key)
+    trust = ssl_context(str(private_ca.ca_cert))
+    login = "alice:s3cret@" if scheme == "socks5h" else ""
+    with paced_sse(events=1, interval_s=0, tls=tls) as stub, outbound_proxy("socks5") as (at, log):
+        port = int(stub.url.rsplit(":", 1)[1])
+        env = {"ALL_PROXY": f"{scheme}://{login}{at}"}
+        with running(f"https://{host}:{port}", key, tls=trust, proxy_env=env) as endpoint:
+            assert httpx.get(endpoint.base_url + "/v1/models").status_code == 200
+    assert log == [line.replace(b"{port}", str(port).encode()) for line in expected]
+    assert stub.requests[0].headers["authorization"] == f"DPoP {TOKEN}"
+
+
+def test_a_proxy_that_refuses_the_tunnel_is_a_502_naming_the_setting(key: SoftwareKey) -> None:
+    with outbound_proxy("http", refuse=True) as (at, _log):
+        env = {"HTTPS_PROXY": f"http://{at}"}
+        with running("https://gateway.example", key, proxy_env=env) as endpoint:
+            answer = httpx.get(endpoint.base_url + "/v1/models")
+    message = answer.json()["error"]["message"]
+    assert answer.status_code == 502
+    assert f"the HTTP proxy {at} refused a tunnel to gateway.example:443" in message
+    assert "check HTTPS_PROXY (and its credentials) or NO_PROXY" in message
+
+
+def test_an_unsupported_proxy_setting_stops_the_start_with_what_to_do(key: SoftwareKey) -> None:
     proxy = BackgroundProxy(
         upstream=Upstream.parse("https://gateway.example"),
         obtain_for=lambda _e: lambda: IssuedToken(TOKEN, "DPoP", time.time(), time.time() + 600),
         proof=device_proof_factory(key),
-        proxy_env={"ALL_PROXY": "socks5://127.0.0.1:1080"},
+        proxy_env={"ALL_PROXY": "socks4://127.0.0.1:1080"},
     )
-    with pytest.raises(ProxySettingError, match=r"NO_PROXY=gateway\.example"):
+    with pytest.raises(ProxySettingError, match=r"socks5h:// proxies.*NO_PROXY=gateway\.example"):
         proxy.start()
 
 
