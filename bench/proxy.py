@@ -69,6 +69,7 @@ def _serve_proxy(upstream: str, key_kind: str, workdir: Path, tcti: str | None) 
         obtain_for=lambda _e: lambda: IssuedToken(TOKEN, "DPoP", time.time(), time.time() + 3600),
         proof=device_proof_factory(serialized),
         offload_signing=key_kind == "tpm2",
+        signing_executor=serialized.executor if isinstance(serialized, HeldKey) else None,
     )
     endpoint = proxy.start()
     sign = _percentiles([_timed(lambda: serialized.sign(b"x" * 256)) for _ in range(50)])

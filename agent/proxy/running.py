@@ -14,7 +14,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,6 +120,7 @@ class BackgroundProxy:
         proxy_env: Mapping[str, str] | None = None,
         port: int = 0,
         offload_signing: bool = False,
+        signing_executor: Executor | None = None,
         secret: RunSecret | None = None,
         clock: Clock = time.time,
         refresh_fraction: float | None = None,
@@ -135,6 +136,7 @@ class BackgroundProxy:
         self._proxy_env: Mapping[str, str] = proxy_env or {}
         self._port = port
         self._offload = offload_signing
+        self._signing_executor = signing_executor
         self._clock = clock
         self._refresh: Mapping[str, float] = (
             {} if refresh_fraction is None else {"refresh_fraction": refresh_fraction}
@@ -192,7 +194,8 @@ class BackgroundProxy:
         except BaseException:
             sock.close()
             raise
-        executor = ThreadPoolExecutor(max_workers=1) if self._offload else None
+        owned = ThreadPoolExecutor(max_workers=1) if self._offload else None
+        executor = self._signing_executor or owned
         try:
             try:
                 await tokens.current()  # a refusal stops here, before any tool runs
@@ -216,8 +219,8 @@ class BackgroundProxy:
                 listening.close()
         finally:
             await pool.aclose()
-            if executor is not None:
-                executor.shutdown(wait=False)
+            if owned is not None:
+                owned.shutdown(wait=False)
 
     def _pool(self) -> ConnectionPool:
         origin = Origin.parse(self.upstream.origin)
