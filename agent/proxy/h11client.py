@@ -72,8 +72,11 @@ class UpstreamConnection:
             data += conn.send(h11.Data(data=body))
         data += conn.send(h11.EndOfMessage())
         try:
-            self._writer.write(data)  # one write: head and body leave in as few segments
-            await self._writer.drain()
+            try:
+                self._writer.write(data)  # one write: head and body leave in few segments
+                await self._writer.drain()
+            except (ConnectionResetError, BrokenPipeError) as exc:
+                raise StaleConnectionError(str(exc) or type(exc).__name__) from exc
             event = await self._next_event()
             while isinstance(event, h11.InformationalResponse):  # 100 Continue and the like
                 event = await self._next_event()
