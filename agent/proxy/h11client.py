@@ -40,14 +40,13 @@ class UpstreamConnection:
         writer: asyncio.StreamWriter,
         *,
         read_timeout_s: float,
-        reused_at: float = 0.0,
     ) -> None:
         self._reader = reader
         self._writer = writer
         self._timeout = read_timeout_s
         self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_RESPONSE_HEAD)
-        self.idle_since = reused_at
-        self.requests = 0
+        self.idle_since = 0.0
+        """When the connection last went back to its pool (``ConnectionPool`` clock)."""
 
     def usable(self) -> bool:
         """Idle, and the gateway has not closed it (EOF is seen as soon as it arrives)."""
@@ -65,7 +64,6 @@ class UpstreamConnection:
         self, request: h11.Request, body: bytes, *, release: Callable[[UpstreamConnection], None]
     ) -> UpstreamResponse:
         """Send ``request`` with ``body``; the answer's head (its body is read from it)."""
-        self.requests += 1
         conn = self._h11
         data = conn.send(request)
         if body:

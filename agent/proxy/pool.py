@@ -12,7 +12,6 @@ to send twice (``retry_safe``).
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -72,7 +71,7 @@ class Origin:
 
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 Tunnel = Callable[[Origin], Awaitable[Streams]]
-"""Opens a plain stream to ``origin`` through an HTTP proxy (``tunnel.connect_tunnel``)."""
+"""Opens a plain stream to ``origin`` through the organisation's proxy (``tunnel``)."""
 
 
 class ConnectionPool:
@@ -154,11 +153,7 @@ class ConnectionPool:
             raise GatewayError(f"no connection within {self._connect_timeout:.0f} s") from exc
         except (OSError, ssl.SSLError) as exc:
             raise GatewayError(f"{type(exc).__name__}: {exc}") from exc
-        sock = writer.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            # asyncio sets TCP_NODELAY itself; a tunnelled socket keeps whatever it had
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.opened += 1
+        self.opened += 1  # asyncio's TCP transports already run without Nagle's delay
         return UpstreamConnection(reader, writer, read_timeout_s=self._read_timeout)
 
     async def aclose(self) -> None:
