@@ -84,6 +84,29 @@ def test_requests_from_many_tool_connections_share_one_gateway_connection(
     assert _htu(gateway.seen[0]) == gateway.url + "/prefix/r"
 
 
+def test_concurrent_streams_get_their_own_connections_and_all_return_to_the_pool(
+    key: SoftwareKey,
+) -> None:
+    release = threading.Event()
+    pieces = [(None, b"data: start\n\n"), (release, b"data: end\n\n")]
+    with (
+        scripted_gateway(lambda _seen: Answer(pieces=pieces)) as gateway,
+        running(gateway.url, key) as endpoint,
+    ):
+        url = endpoint.base_url + "/v1/messages"
+        with (
+            httpx.stream("POST", url, content=b"{}", timeout=5) as first,
+            httpx.stream("POST", url, content=b"{}", timeout=5) as second,
+        ):
+            streams = [first.iter_raw(), second.iter_raw()]
+            assert [next(chunks) for chunks in streams] == [b"data: start\n\n"] * 2  # both open
+            release.set()
+            assert [b"".join(chunks) for chunks in streams] == [b"data: end\n\n"] * 2
+        for _ in range(2):
+            assert httpx.post(url, content=b"{}", timeout=5).status_code == 200
+    assert gateway.connections == 2  # the two kept-alive ones served the later requests
+
+
 def test_a_stream_that_arrives_in_pieces_reaches_the_tool_in_pieces(key: SoftwareKey) -> None:
     second_may_go = threading.Event()
     pieces = [(None, b"data: one\n\n"), (second_may_go, b"data: two\n\n")]
