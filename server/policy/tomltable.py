@@ -72,9 +72,9 @@ class TomlTable:
         self.data = data
         for key in data:
             if key not in known:
-                close = difflib.get_close_matches(key, known, n=1)
+                close = difflib.get_close_matches(key, known)
                 hint = f"Did you mean {close[0]!r}? " if close else ""
-                listed = ", ".join(known) or "(none)"
+                listed = ", ".join(known)
                 raise self.error(key, f"unknown {noun[0]}", f"{hint}Known {noun[1]}: {listed}.")
 
     def error(self, key: str | None, problem: str, fix: str) -> PolicySchemaError:
