@@ -185,6 +185,13 @@ CASES: list[tuple[str, object, dict[str, object], bool, str]] = [
         "baseurl.errors.error is not a non-empty string",
     ),
     (
+        "base-url-errors-entry-without-source",
+        BaseUrlRule(),
+        {**NO_BASE, "baseurl.errors": [{"field": "baseurl.tools", "error": "invalid-url"}]},
+        False,
+        "baseurl.errors.source is not a non-empty string",
+    ),
+    (
         "base-url-errors-not-a-list",
         BaseUrlRule(),
         {**NO_BASE, "baseurl.errors": "invalid-url"},
@@ -294,6 +301,13 @@ CASES: list[tuple[str, object, dict[str, object], bool, str]] = [
         False,
         "tunnel refused: wg0 (wireguard) matches deny_names 'wg*'; ts0 (tailscale) matches "
         "deny_names 'ts*'",
+    ),
+    (
+        "tunnel-none-at-all",
+        TunnelRule(deny_kinds=(name_glob("x"),)),
+        {"proxy.tunnels": []},
+        True,
+        "no tunnel interface",
     ),
     (
         "tunnel-not-a-list",

@@ -196,3 +196,11 @@ def test_policy_zone_names_become_canonical(written: str, canonical: str) -> Non
 def test_policy_zone_names_refused(written: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         zone_pattern(written)
+
+
+@pytest.mark.parametrize("mode", [RuleMode.ENFORCE, RuleMode.REPORT])
+def test_not_sent_names_the_rule(mode: RuleMode) -> None:
+    facts = replace(_zone("Etc/UTC"), signals={}, consented=frozenset())
+    result = TimezoneRule(deny=PARIS, mode=mode).check(facts)
+    assert (result.rule, result.mode, result.passed) == ("timezone", mode, False)
+    assert result.reason == "field timezone.iana was not sent (not consented)"
