@@ -265,3 +265,8 @@ def test_render_explanation_in_full() -> None:
         "  PASS  enforce  clock_skew  clock skew -3 s within 60 s\n"
         "token: ttl 900 s, audience envattest"
     )
+
+
+def test_render_a_decision_without_results() -> None:
+    decision = Decision(False, (), "v", TokenSettings())
+    assert render_decision(decision) == "DENY  policy v\ntoken: not issued"
