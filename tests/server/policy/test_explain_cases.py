@@ -36,6 +36,8 @@ JWS = (VECTORS / "evidence-relay.jws").read_bytes()
 CLAIMS = json.loads((VECTORS / "evidence-relay.claims.json").read_bytes())
 IAT = 1_790_000_100
 AGENT_FIX = "Give evidence produced by the envattest agent."
+AS_WRITTEN = "Give the compact JWS or the claims JSON as the agent wrote it."
+AS_SENT = "Give the evidence exactly as sent (header.payload.signature) or its claims JSON."
 
 
 def _claims(**change: object) -> dict[str, object]:
@@ -57,11 +59,11 @@ def test_surrounding_whitespace_is_ignored() -> None:
 @pytest.mark.parametrize(
     ("data", "problem", "fix"),
     [
-        (b"{not json", r"^not valid JSON \(", "the compact JWS or the claims JSON as the agent"),
-        (b"{\xff}", r"^not valid JSON \(", "the compact JWS or the claims JSON"),
+        (b"{not json", r"^not valid JSON \(", AS_WRITTEN),
+        (b"{\xff}", r"^not valid JSON \(", AS_WRITTEN),
         (b"[1, 2]", r"^claims JSON must be an object$", "Give the claims object."),
-        (b"", r"^not a compact JWS evidence \(", "header.payload.signature"),
-        (b"a.b.c", r"^not a compact JWS evidence \(", "or its claims JSON."),
+        (b"", r"^not a compact JWS evidence \(", AS_SENT),
+        (b"a.b.c", r"^not a compact JWS evidence \(", AS_SENT),
     ],
 )
 def test_unreadable_evidence_says_what_to_give(data: bytes, problem: str, fix: str) -> None:
@@ -69,7 +71,7 @@ def test_unreadable_evidence_says_what_to_give(data: bytes, problem: str, fix: s
         read_evidence_claims(data, source="ev.jws")
     error = caught.value
     assert re.search(problem, error.problem), error.problem
-    assert fix in error.fix
+    assert error.fix == fix
     assert (error.source, error.line, error.key) == ("ev.jws", None, None)
     assert str(error).startswith("ev.jws: ")
 
@@ -179,6 +181,14 @@ def test_explain_evidence_with_an_empty_manifest_still_notes_nothing_missing() -
         required=frozenset(),
     )  # fmt: skip
     assert explanation.notes == (OFFLINE_NOTE, "key class tpm2 was given, not proven")
+
+
+def test_explain_evidence_names_its_source() -> None:
+    policy = Policy("v", (SKEW,))
+    with pytest.raises(EvidenceInputError, match=r"^<evidence>: claims JSON must be an object"):
+        explain_evidence(policy, b"[1]", key_class=KeyClass.TPM2)
+    with pytest.raises(EvidenceInputError, match=r"^e\.jws: not a compact JWS evidence"):
+        explain_evidence(policy, b"x.y", key_class=KeyClass.TPM2, source="e.jws")
 
 
 def test_explain_evidence_bad_iat_names_the_source() -> None:

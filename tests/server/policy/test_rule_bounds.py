@@ -128,5 +128,5 @@ def test_usage_without_a_limit_never_fires() -> None:
     assert UsageRule(None, None).check_usage(busy).passed
     assert UsageRule(None, 5).check_usage(ObservedUsage(1_000, 5)).passed
     assert UsageRule(5, None).check_usage(ObservedUsage(5, 10**6)).passed
-    result = UsageRule(1, 1).check(make_facts())
-    assert (result.passed, result.reason) == (True, "usage is checked at forward auth")
+    result = UsageRule(1, 1, mode=RuleMode.REPORT).check(make_facts())
+    assert result == RuleResult("usage", RuleMode.REPORT, True, "usage is checked at forward auth")

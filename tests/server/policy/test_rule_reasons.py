@@ -365,8 +365,8 @@ def test_errors_field_not_sent_fails_closed(
 
 def test_tunnels_consented_but_not_sent() -> None:
     rule = TunnelRule(deny_kinds=(name_glob("x"),))
-    result = rule.check(make_facts({}, consented=frozenset({"proxy.tunnels"})))
-    assert (result.passed, result.reason) == (
-        False,
-        "field proxy.tunnels was consented but not sent",
-    )
+    facts = make_facts({}, consented=frozenset({"proxy.tunnels"}))
+    for mode in RuleMode:
+        result = replace(rule, mode=mode).check(facts)
+        assert (result.rule, result.mode, result.passed) == ("tunnels", mode, False)
+        assert result.reason == "field proxy.tunnels was consented but not sent"
