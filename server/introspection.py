@@ -14,9 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
-
 from attest.dpop import DEFAULT_LEEWAY, DpopNonceRequiredError, DpopProofError, verify_proof
+from attest.errors import AttestError
 from server.access.proofs import (
     DpopNonces,
     OriginalRequestError,
@@ -138,7 +137,7 @@ class TokenChecker:
     def _claims(self, token: str, audience: str | None) -> dict[str, Any]:
         try:
             return self._issuer.verify(token, audience=audience)
-        except (jwt.PyJWTError, ValueError) as exc:
+        except AttestError as exc:
             raise InactiveTokenError("token", f"{exc.__class__.__name__}: {exc}") from exc
 
     async def check(

@@ -18,7 +18,7 @@ from typing import Literal
 
 from server.access.batch import Batcher
 from server.store import DeviceRecord
-from server.store.access import Database, read_credentials, read_devices, read_epoch
+from server.store.access import Database, EpochReader, read_credentials, read_devices
 from server.store.sql import GatewayCredentialRecord
 
 Table = Literal["device", "credential"]
@@ -33,6 +33,7 @@ class RowCache:
         self._database = database
         self._max_rows = max_rows
         self._epoch = -1
+        self._epoch_reader = EpochReader(database)
         self._rows: dict[tuple[Table, str], Row] = {}
         self._epochs: Batcher[None, int] = Batcher(self._read_epochs, name="envattest-epoch")
         self._reads: Batcher[tuple[Table, str], Row | None] = Batcher(
@@ -40,7 +41,7 @@ class RowCache:
         )
 
     def _read_epochs(self, items: Sequence[None]) -> list[int]:
-        epoch = read_epoch(self._database.engine)
+        epoch = self._epoch_reader.read()
         return [epoch] * len(items)
 
     def _read_rows(self, items: Sequence[tuple[Table, str]]) -> list[Row | None]:

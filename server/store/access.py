@@ -54,6 +54,56 @@ def read_epoch(engine: Engine) -> int:
         return int(epoch.scalar_one())
 
 
+class _SqliteConnection:
+    """One driver connection of its own to the engine's SQLite file, reopened when the
+    engine points elsewhere; statements skip SQLAlchemy (the hot path runs them per batch)."""
+
+    def __init__(self, database: Database, *, synchronous: str) -> None:
+        self._database = database
+        self._synchronous = synchronous
+        self._path: str | None = None
+        self._connection: sqlite3.Connection | None = None
+
+    def __call__(self) -> sqlite3.Connection | None:
+        """The connection, or None when the database is not SQLite."""
+        engine = self._database.engine
+        if engine.dialect.name != "sqlite":
+            return None
+        if engine.url.database != self._path or self._connection is None:
+            self._path = engine.url.database
+            assert self._path is not None
+            try:
+                connection = sqlite3.connect(
+                    self._path, isolation_level=None, check_same_thread=False, timeout=5.0
+                )
+                connection.execute(f"PRAGMA synchronous={self._synchronous}")
+            except sqlite3.Error as exc:
+                raise _unavailable(exc) from exc
+            self._connection = connection
+        return self._connection
+
+
+class EpochReader:
+    """Reads the revocation epoch; on SQLite with one primary-key SELECT in autocommit on a
+    connection of its own (a fresh read transaction: it sees every committed change)."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._sqlite = _SqliteConnection(database, synchronous="NORMAL")
+
+    def read(self) -> int:
+        """The current epoch (blocking; call from a dedicated thread)."""
+        db = self._sqlite()
+        if db is None:
+            return read_epoch(self._database.engine)
+        try:
+            # fetchall steps to the end, which ends the read transaction: no snapshot is kept
+            rows = db.execute("SELECT epoch FROM revocation_epoch WHERE id = 1").fetchall()
+        except sqlite3.Error as exc:
+            raise _unavailable(exc) from exc
+        return int(rows[0][0])
+
+
 def read_devices(engine: Engine, device_ids: Sequence[str]) -> dict[str, DeviceRecord]:
     """The devices among ``device_ids`` that exist, in one statement."""
     with _connection(engine, write=False) as conn:
@@ -95,22 +145,18 @@ class ProofIdWriter:
 
     def __init__(self, database: Database) -> None:
         self._database = database
-        self._sqlite: sqlite3.Connection | None = None
-        self._sqlite_path: str | None = None
+        self._sqlite = _SqliteConnection(database, synchronous="NORMAL")
 
     def spend(self, keys: Sequence[tuple[str, int]]) -> list[bool]:
         """True for each ``(key, expires_at)`` whose key no one had spent."""
         unique: dict[str, int] = {}
         for key, expires_at in keys:
             unique.setdefault(key, expires_at)
-        engine = self._database.engine
-        if engine.dialect.name != "sqlite":
-            fresh = self._insert(engine, unique)
+        db = self._sqlite()
+        if db is None:
+            fresh = self._insert(self._database.engine, unique)
         else:
-            if engine.url.database != self._sqlite_path:
-                self._sqlite_path = engine.url.database
-                self._sqlite = None
-            fresh = self._insert_sqlite(unique)
+            fresh = self._insert_sqlite(db, unique)
         return _answers(keys, fresh)
 
     @staticmethod
@@ -124,7 +170,8 @@ class ProofIdWriter:
         with _connection(engine, write=True) as conn:
             return set(conn.execute(statement).scalars())
 
-    def _insert_sqlite(self, unique: dict[str, int]) -> set[str]:
+    @staticmethod
+    def _insert_sqlite(db: sqlite3.Connection, unique: dict[str, int]) -> set[str]:
         sql = (
             "INSERT INTO dpop_jtis (key_sha256, expires_at) VALUES "  # noqa: S608 (placeholders only)
             + ",".join(["(?, ?)"] * len(unique))
@@ -132,13 +179,6 @@ class ProofIdWriter:
         )
         params = [value for item in unique.items() for value in item]
         try:
-            if self._sqlite is None:
-                assert self._sqlite_path is not None
-                self._sqlite = sqlite3.connect(
-                    self._sqlite_path, isolation_level=None, check_same_thread=False, timeout=5.0
-                )
-                self._sqlite.execute("PRAGMA synchronous=NORMAL")
-            db = self._sqlite
             db.execute("BEGIN IMMEDIATE")
             try:
                 fresh = {row[0] for row in db.execute(sql, params).fetchall()}
