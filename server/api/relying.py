@@ -27,6 +27,7 @@ from server.fastroutes import FastRoutes, Reply, json_reply
 from server.introspection import InactiveTokenError, Presented, presented_credential
 from server.openapi import problem_responses
 from server.runtime import Runtime
+from server.store.gateways import GatewayCredentialRecord
 from server.usage.fields import usage_disclosed
 from server.usage.networks import client_network
 
@@ -228,7 +229,13 @@ class RelyingParty:
     async def introspect(self, scope: Scope, body: bytes) -> Reply:
         """RFC 7662: the token's claims if active, else ``{"active": false}``."""
         headers = _Headers(scope)
-        await authenticate_gateway(self._access.rows.credential, headers.authorization)
+        rows = self._access.rows
+        epoch = await rows.epoch()  # one revocation-epoch read for the credential and device
+
+        async def credential(credential_id: str) -> GatewayCredentialRecord | None:
+            return await rows.credential(credential_id, epoch=epoch)
+
+        await authenticate_gateway(credential, headers.authorization)
         fields = _introspection_fields(body, headers.content_type)
         proof = fields.get("dpop")
         presented = Presented("dpop" if proof else "bearer", fields["token"], proof)
@@ -237,7 +244,7 @@ class RelyingParty:
             return RequestTarget(htm=fields.get("htm", ""), htu=fields.get("htu", ""))
 
         try:
-            active = await self._access.checker.check(presented, target=target)
+            active = await self._access.checker.check(presented, target=target, epoch=epoch)
         except InactiveTokenError as exc:
             self._refusals.labels("introspect", exc.step).inc()
             self._inactive.inc()

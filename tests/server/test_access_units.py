@@ -125,18 +125,43 @@ def test_row_cache_sees_a_device_enrolled_after_a_miss(store: SqlStore) -> None:
 
 def test_replay_store_spends_each_proof_id_once(store: SqlStore) -> None:
     async def main() -> list[bool]:
-        replay = ProofReplayStore(store)
-        results = await asyncio.gather(
-            *(replay.spend(jkt="k", jti=jti, expires_at=100) for jti in ("a", "b", "a", "c"))
-        )
-        again = await replay.spend(jkt="k", jti="b", expires_at=100)
-        other_key = await replay.spend(jkt="k2", jti="b", expires_at=100)
+        rows = RowCache(store)
+        replay = ProofReplayStore(store, rows)
+
+        async def spend(jkt: str, jti: str, expires_at: int = 100) -> bool:
+            _, fresh = await replay.spend(jkt=jkt, jti=jti, expires_at=expires_at)
+            return fresh
+
+        results = await asyncio.gather(*(spend("k", jti) for jti in ("a", "b", "a", "c")))
+        again = await spend("k", "b")
+        other_key = await spend("k2", "b")
         assert replay.prune(now=101) == 4
-        fresh_after_prune = await replay.spend(jkt="k", jti="a", expires_at=200)
-        replay.close()
+        fresh_after_prune = await spend("k", "a", 200)
+        rows.close()
         return [*results, again, other_key, fresh_after_prune]
 
     assert asyncio.run(main()) == [True, True, False, True, False, True, True]
+
+
+def test_spending_a_proof_id_reads_the_revocation_epoch_in_the_same_round(
+    store: SqlStore,
+) -> None:
+    store.add_device(_device("d3"), AuditEvent("enroll", "d3", None, {}))
+
+    async def main() -> tuple[bool, bool, bool]:
+        rows = RowCache(store)
+        replay = ProofReplayStore(store, rows)
+        before = await rows.epoch()
+        cached = await rows.device("d3", epoch=before)
+        store.set_device_state("d3", revoked_at=5)  # committed before the next request
+        epoch, fresh = await replay.spend(jkt="k", jti="x", expires_at=100)
+        # the device lookup with the round's epoch sees the revocation: the cache was dropped
+        after = await rows.device("d3", epoch=epoch)
+        rows.close()
+        assert cached is not None and after is not None
+        return epoch != before, cached.active and not after.active, fresh
+
+    assert asyncio.run(main()) == (True, True, True)
 
 
 def test_server_nonces_rotate_and_the_previous_one_stays_valid(tmp_path: Path) -> None:
