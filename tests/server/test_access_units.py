@@ -158,7 +158,8 @@ def test_spending_a_proof_id_reads_the_revocation_epoch_in_the_same_round(
         # the device lookup with the round's epoch sees the revocation: the cache was dropped
         after = await rows.device("d3", epoch=epoch)
         rows.close()
-        assert cached is not None and after is not None
+        assert cached is not None
+        assert after is not None
         return epoch != before, cached.active and not after.active, fresh
 
     assert asyncio.run(main()) == (True, True, True)

@@ -21,8 +21,7 @@ GATEWAY = "https://gw.test"
 
 @pytest.fixture
 def verifier(tmp_path: Path) -> Verifier:
-    built = build_verifier(tmp_path / "v", settings=f'authz_external_url = "{GATEWAY}"\n')
-    return built
+    return build_verifier(tmp_path / "v", settings=f'authz_external_url = "{GATEWAY}"\n')
 
 
 def _token(verifier: Verifier, client: TestClient) -> str:
