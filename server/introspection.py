@@ -4,7 +4,7 @@ Unlike a gateway checking the JWT offline with the JWKS, these see revocation at
 device row is cached under the revocation epoch, ``server.access.rowcache``), check a DPoP
 proof on every request for a DPoP-bound token, and observe usage. The hot path runs on the
 event loop: database work goes to dedicated threads in batches, and only a DPoP proof id is
-written (one batched INSERT).
+written (one batched INSERT, in the same database round as the revocation-epoch read).
 """
 
 from __future__ import annotations
