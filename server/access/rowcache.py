@@ -85,7 +85,9 @@ class RowCache:
     async def epoch(self) -> int:
         """The revocation epoch from a read that started after this call. A request that
         looks up several rows reads it once and passes it to each lookup."""
-        epoch, _ = await self._rounds.submit(None)
+        epoch = self._round.epoch_at_once()
+        if epoch is None:
+            epoch, _ = await self._rounds.submit(None)
         return self._observe(epoch)
 
     async def epoch_spending(self, key: str, *, expires_at: int) -> tuple[int, bool]:

@@ -26,6 +26,7 @@ from server.policy import PolicySchemaError, RuleMode, parse_policy
 from server.policy.model import TokenBinding
 from server.policy.usage import ObservedUsage, UsageRule
 from server.store import AuditEvent, DeviceRecord
+from server.store.access import AccessRound
 from server.store.sql import SqlStore, make_engine
 from server.tokens import KeyRing
 from server.usage.fields import check_usage_disclosed
@@ -326,3 +327,27 @@ def test_presented_credentials() -> None:
     with pytest.raises(InactiveTokenError) as info:
         presented_credential("DPoP tok", None, ["p1", "p2"])
     assert info.value.step == "dpop.format"
+
+
+def test_the_epoch_is_read_at_once_or_else_through_the_thread(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite the epoch is read on the calling thread (no hop); when that read cannot
+    proceed without waiting it answers None and the batched round on the dedicated thread
+    reads it, with revocation still seen at once."""
+    store.add_device(_device("d4"), AuditEvent("enroll", "d4", None, {}))
+    at_once = AccessRound(store).epoch_at_once()
+    assert at_once is not None
+    monkeypatch.setattr(AccessRound, "epoch_at_once", lambda self: None)
+
+    async def main() -> tuple[int, bool]:
+        rows = RowCache(store)
+        through_thread = await rows.epoch()
+        assert (await rows.device("d4")) is not None
+        store.set_device_state("d4", revoked_at=5)
+        device = await rows.device("d4")
+        rows.close()
+        assert device is not None
+        return through_thread, device.active
+
+    assert asyncio.run(main()) == (at_once, False)
