@@ -19,6 +19,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
+from server.errors import UnavailableError
+
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
@@ -43,7 +45,7 @@ class Batcher(Generic[Item, Result]):
     async def submit(self, item: Item) -> Result:
         """The result for ``item`` from a batch started after this call."""
         if self._closed:
-            raise asyncio.CancelledError("the verifier is shutting down")
+            raise UnavailableError("the verifier is shutting down; retry shortly", retry_after_s=1)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Result] = loop.create_future()
         self._queued.append((item, future))

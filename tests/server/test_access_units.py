@@ -21,7 +21,7 @@ from server.access.proofs import (
 )
 from server.access.rowcache import RowCache
 from server.datadir import init_data_dir
-from server.errors import ConfigError
+from server.errors import ConfigError, UnavailableError
 from server.policy import PolicySchemaError, RuleMode, parse_policy
 from server.policy.model import TokenBinding
 from server.policy.usage import ObservedUsage, UsageRule
@@ -351,3 +351,14 @@ def test_the_epoch_is_read_at_once_or_else_through_the_thread(
         return through_thread, device.active
 
     assert asyncio.run(main()) == (at_once, False)
+
+
+def test_a_closed_batcher_answers_503_not_a_cancelled_task() -> None:
+    async def main() -> None:
+        batcher: Batcher[int, int] = Batcher(lambda items: list(items), name="t")
+        assert await batcher.submit(1) == 1
+        batcher.close()
+        with pytest.raises(UnavailableError, match="shutting down"):
+            await batcher.submit(2)
+
+    asyncio.run(main())
