@@ -110,6 +110,7 @@ class DpopNonces:
         self.ttl_s = ttl_s
         self._clock = clock
         self._secrets: dict[str, bytes] = {}
+        self._accepted: tuple[int, KeyRing, frozenset[str]] | None = None
 
     @property
     def enabled(self) -> bool:
@@ -139,12 +140,17 @@ class DpopNonces:
         return self._nonce(ring.active.kid, ring, int(self._clock()) // self.ttl_s)
 
     def accepted(self) -> frozenset[str]:
-        """Nonces a proof may carry now: this window and the last, under every key."""
+        """Nonces a proof may carry now: this window and the last, under every key (computed
+        once per window and key ring, not per request)."""
         ring = self._ring()
         window = int(self._clock()) // self.ttl_s
-        return frozenset(
+        if self._accepted is not None and self._accepted[:2] == (window, ring):
+            return self._accepted[2]
+        nonces = frozenset(
             self._nonce(k.kid, ring, w) for k in ring.keys for w in (window, window - 1)
         )
+        self._accepted = (window, ring, nonces)
+        return nonces
 
 
 class ProofReplayStore:
