@@ -9,11 +9,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from attest import __version__
 from server.api import device, operations, protocol, relying, tokenstatus
+from server.api.attestation import attestation_routes
 from server.api.bodies import MalformedBodyError
 from server.api.docs import install_docs
 from server.edge import EdgeLayer
 from server.errors import BadRequestError, ProblemError
-from server.fastroutes import FastRoutes
+from server.fastroutes import FastHandler, FastRoutes
 from server.limits import ClientAddresses, parse_trusted_proxies
 from server.openapi import install_openapi
 from server.ratelimit import RateLimits
@@ -65,8 +66,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 def fast_routes(runtime: Runtime) -> FastRoutes:
     """The hot paths the edge layer answers itself (``server.fastroutes``)."""
-    del runtime  # the route modules register theirs here
-    return {}
+    routes: dict[tuple[str, str], FastHandler] = {}
+    routes.update(attestation_routes(runtime.verifier))
+    return routes
 
 
 def create_app(runtime: Runtime) -> FastAPI:
