@@ -79,6 +79,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         description="Consent-first environment attestation: protocol v1.",
         docs_url=None,  # served by install_docs from local assets
         redoc_url=None,
+        # OpenTelemetry off: /metrics is the monitoring, and the check costs every request
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.runtime = runtime
     _install_error_handlers(app)

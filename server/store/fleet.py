@@ -131,11 +131,17 @@ class FleetProjection:
         return [
             # the chain columns are not read: verifying the chain is ``audit verify``'s job
             AuditRecord(
-                row.seq, row.at, row.event, row.device_id, row.decision,
+                row.seq,
+                row.at,
+                row.event,
+                row.device_id,
+                row.decision,
                 json.loads(row.data)
                 if row.data is not None and row.event in _EVENTS_WITH_DATA
                 else None,
-                "", "", "",
+                "",
+                "",
+                "",
             )  # fmt: skip
             for row in rows
         ]

@@ -215,3 +215,31 @@ def test_device_tallies_follow_enrollment_revocation_and_erasure(engine: Engine)
     overview = FleetQueries(engine).overview(fresh_since=0, days_since=0)
     assert overview.by_key_class == truth
     assert overview.active == sum(n for (_, s), n in truth.items() if s == "active")
+
+
+def test_a_projector_overtaken_between_read_and_write_applies_nothing_twice(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # records are applied in memory outside the write lock; the write checks the cursor
+    store = SqlStore(engine)
+    for _ in range(3):
+        _attest(store, "allow", "Europe/Berlin", "api.anthropic.com", "official")
+    _attest(store, "deny", "Asia/Shanghai", "relay.example", "custom")
+    slow, fast = FleetProjection(engine), FleetProjection(engine)
+    load = FleetProjection._load
+    overtaken = []
+
+    def load_then_lose_the_race(conn: Any, devices: Any) -> Any:
+        loaded = load(conn, devices)
+        if not overtaken:
+            overtaken.append(fast.catch_up(now=NOW))  # another replica applies them all
+        return loaded
+
+    monkeypatch.setattr(slow, "_load", load_then_lose_the_race)
+    assert slow.catch_up(now=NOW) == 0  # read again after the race: nothing left
+    assert overtaken == [4]
+    overview = FleetQueries(engine).overview(fresh_since=0, days_since=0)
+    assert overview.by_last_decision == {"deny": 1}
+    with engine.connect() as conn:
+        attestations = conn.execute(text("SELECT attestations FROM fleet_devices")).scalar()
+    assert attestations == 4  # not 8
