@@ -71,6 +71,14 @@ def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
         yield items[i : i + _CHUNK]
 
 
+def _data(row: Any) -> dict[str, Any] | None:
+    """A row's data, decoded only for the events whose data the projection reads."""
+    if row.data is None or row.event not in _EVENTS_WITH_DATA:
+        return None
+    data: dict[str, Any] = json.loads(row.data)
+    return data
+
+
 class FleetProjection:
     """Applies new audit records to the fleet tables and records the alerts they raise."""
 
@@ -128,21 +136,11 @@ class FleetProjection:
             .order_by(a.seq)
             .limit(limit)
         ).all()
+        # the chain columns are not read: verifying the chain is ``audit verify``'s job
         return [
-            # the chain columns are not read: verifying the chain is ``audit verify``'s job
             AuditRecord(
-                row.seq,
-                row.at,
-                row.event,
-                row.device_id,
-                row.decision,
-                json.loads(row.data)
-                if row.data is not None and row.event in _EVENTS_WITH_DATA
-                else None,
-                "",
-                "",
-                "",
-            )  # fmt: skip
+                row.seq, row.at, row.event, row.device_id, row.decision, _data(row), "", "", ""
+            )
             for row in rows
         ]
 

@@ -15,7 +15,7 @@ from server.datadir import default_manifest
 from tests.devices import TestDevice
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from bench._driver import AgentSpec, _Evidence, _nonce, _Wire  # noqa: E402
+from bench._driver import AgentSpec, _Evidence, _nonce, _Wire
 
 
 def test_spliced_evidence_parses_and_verifies(tmp_path: Path) -> None:
