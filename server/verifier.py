@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from attest.errors import AlgorithmError, FormatError, SignatureError
 from attest.evidence import EvidenceClaims, parse_evidence, verify_evidence_signature
 from attest.jwk import load_public_jwk
@@ -31,6 +33,7 @@ from server.signals import SignalValueError, check_signal_values
 from server.store import AuditEvent, AuditRecord, DeviceRecord, NonceOutcome, Store
 from server.tokens import IssuedToken, TokenIssuer, new_jti
 
+MAX_CACHED_KEYS = 100_000  # loaded device keys kept per process (x, y -> key)
 DeviceLookup = Callable[[str], Awaitable[DeviceRecord | None]]
 """The device row by id, as of a read that started after the call (``server.access``)."""
 
@@ -85,6 +88,7 @@ class Verifier:
     ) -> None:
         self.store = store
         self._device = devices or store_lookup(store)
+        self._keys: dict[tuple[str, str], ec.EllipticCurvePublicKey] = {}
         self.nonces = nonces
         self.issuer = issuer
         self._manifest = manifest
@@ -139,9 +143,7 @@ class Verifier:
             )
         # (4) signature with the enrolled key, over the exact bytes received
         try:
-            verified = verify_evidence_signature(
-                evidence, expected_key=load_public_jwk(device.public_jwk)
-            )
+            verified = verify_evidence_signature(evidence, expected_key=self._public_key(device))
         except SignatureError as exc:
             raise await self._reject(
                 AttestationRejectedError(_REJECTED, audit_detail=f"signature: {exc}"),
@@ -208,6 +210,16 @@ class Verifier:
             binding=decision.token.binding.value,
         )
         return AttestationOutcome(decision, token, device, record.seq)
+
+    def _public_key(self, device: DeviceRecord) -> ec.EllipticCurvePublicKey:
+        """The device's enrolled key, loaded once per process for the same key material."""
+        material = (device.public_jwk.get("x", ""), device.public_jwk.get("y", ""))
+        key = self._keys.get(material)
+        if key is None:
+            if len(self._keys) >= MAX_CACHED_KEYS:
+                self._keys.clear()
+            key = self._keys[material] = load_public_jwk(device.public_jwk)
+        return key
 
     async def _settle_or_reject(
         self, nonce: str, binding: str, now: int, device: DeviceRecord, event: AuditEvent
