@@ -111,8 +111,7 @@ class FleetProjection:
                     return 0
                 devices = sorted({r.device_id for r in records if r.device_id})
                 batch = FleetBatch(*self._load(conn, devices), allow_run=self.allow_run)
-            for record in records:
-                batch.apply(record)
+            batch.apply_all(records)
             with write_tx(self.engine) as conn:
                 if self._cursor(conn) != cursor:
                     continue  # another projector applied these: read again from its cursor

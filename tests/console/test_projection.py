@@ -14,7 +14,8 @@ from sqlalchemy import Engine, text
 
 from server.alerts.detect import AlertKind
 from server.console.evidence import evidence_changes
-from server.store import AuditEvent
+from server.console.projection import FleetBatch
+from server.store import AuditEvent, AuditRecord
 from server.store.alerts import AlertStore
 from server.store.fleet import FleetProjection
 from server.store.fleet_queries import FleetQueries
@@ -243,3 +244,36 @@ def test_a_projector_overtaken_between_read_and_write_applies_nothing_twice(
     with engine.connect() as conn:
         attestations = conn.execute(text("SELECT attestations FROM fleet_devices")).scalar()
     assert attestations == 4  # not 8
+
+
+def test_a_run_applied_at_once_equals_the_records_applied_one_by_one() -> None:
+    # apply_all computes a device's value set only from its last attestation in the run
+    def record(seq: int, device: str, event: str, decision: str | None, zone: str) -> AuditRecord:
+        signals = {
+            "timezone.iana": zone,
+            "baseurl.tools": [
+                {"source": "claude-code:user", "provider": "anthropic", "scheme": "https",
+                 "host": f"{zone.lower()}.example", "port": None, "classification": "custom"}
+            ],
+        }  # fmt: skip
+        data = {"signals": signals, "key_class": "software"} if event == "attest" else {}
+        return AuditRecord(seq, NOW + seq, event, device, decision, data, "", "", "")
+
+    run = [
+        record(1, "d1", "attest", "allow", "Europe/Berlin"),
+        record(2, "d2", "attest", "allow", "Asia/Tokyo"),
+        record(3, "d1", "attest", "deny", "Europe/Paris"),
+        record(4, "d2", "admin.device.erase", None, ""),
+        record(5, "d1", "attest", "allow", "Europe/Rome"),
+        record(6, "d2", "attest", "allow", "America/Lima"),
+        record(7, "d3", "attest", "allow", "Africa/Lagos"),
+    ]
+    at_once, one_by_one = (FleetBatch({}, {}, {}, allow_run=1) for _ in range(2))
+    at_once.apply_all(run)
+    for r in run:
+        one_by_one.apply(r)
+    for name in ("values", "states", "tallies", "daily", "reasons", "alerts"):
+        assert getattr(at_once, name) == getattr(one_by_one, name), name
+    assert +at_once.counts == +one_by_one.counts  # zero counts are never written
+    assert at_once.values["d1"] == one_by_one.values["d1"]
+    assert any(v == "Europe/Rome" for _, v, _ in at_once.values["d1"])
