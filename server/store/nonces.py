@@ -64,6 +64,16 @@ class NonceStore(AuditLogStore):
         done = self._committer().submit(_Spend(nonce, binding, expires_at, now, audit, data))
         return done.request.outcome, done.request.record
 
+    async def spend_nonce_async(
+        self, nonce: str, *, binding: str, expires_at: int, now: int, audit: AuditEvent | None
+    ) -> tuple[NonceOutcome, AuditRecord | None]:
+        """``spend_nonce`` awaited on the event loop: no thread waits for the commit."""
+        data = serialize_data(audit.data) if audit is not None else None
+        done = await self._committer().submit_async(
+            _Spend(nonce, binding, expires_at, now, audit, data)
+        )
+        return done.request.outcome, done.request.record
+
     def _committer(self) -> GroupCommitter[_Spend]:
         with self._committer_lock:
             if self._group_committer is None:
