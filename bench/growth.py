@@ -11,9 +11,9 @@ same challenge -> attest load against each size in turn, ``--rounds`` times in a
 order so a machine whose load drifts does not favour one size, and reports each size's
 median throughput and server CPU per cycle, each as a ratio to the smallest size (bound: at
 most 10 % throughput loss; CPU per cycle is the steadier figure on a shared machine).
-EXPLAIN QUERY PLAN of the hot statements flags table scans. Bounded: seeding stops at ``--seed-seconds``
-(the sizes reached are printed), each run is ``--load-seconds``. The last line is one JSON
-object.
+EXPLAIN QUERY PLAN of the hot statements flags table scans. Bounded: seeding stops at
+``--seed-seconds`` (the sizes reached are printed), each run is ``--load-seconds``. The last
+line is one JSON object.
 """
 
 from __future__ import annotations
@@ -227,7 +227,8 @@ def main() -> int:
             {"devices": size["devices"], "audit_records": size["audit_records"],
              "seed_s": size["seed_s"], "per_s_runs": per_s, "per_s": statistics.median(per_s),
              "p99_ms": max(r["p99_ms"] for r in runs_of_size),
-             "server_cpu_ms": statistics.median(r["server_cpu_ms"] or 0 for r in runs_of_size),
+             "server_cpu_ms": round(statistics.median(r["server_cpu_ms"] or 0
+                                                      for r in runs_of_size), 3),
              "errors": sum(r["errors"] for r in runs_of_size)}
         )  # fmt: skip
     base_rate = results[0]["per_s"] or 1.0
