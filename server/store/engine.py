@@ -100,6 +100,9 @@ class SqlBase:
         self.engine = engine
         self._clock = clock
         self._postgres = engine.dialect.name == "postgresql"
+        # pipeline mode needs libpq 14 or later (psycopg[binary] bundles one)
+        dbapi = engine.dialect.dbapi
+        self._pipelined = self._postgres and dbapi is not None and dbapi.Pipeline.is_supported()
         self._on_audit = on_audit
 
     @property
@@ -170,7 +173,7 @@ class SqlBase:
     def pipeline(self, db: Any) -> AbstractContextManager[Any]:
         """Send the statements issued inside in one round trip (PostgreSQL pipeline mode;
         their cursors are read after the block). SQLite runs in process: nothing to do."""
-        return db.pipeline() if self._postgres else nullcontext()
+        return db.pipeline() if self._pipelined else nullcontext()
 
     def _committed(self, record: AuditRecord) -> AuditRecord:
         if self._on_audit is not None:

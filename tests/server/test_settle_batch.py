@@ -25,7 +25,7 @@ NOW = 1_800_000_000
 EXPIRES = NOW + 120
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "postgresql-without-pipeline"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
     url = (
         f"sqlite:///{tmp_path / 'db.sqlite'}"
@@ -35,6 +35,8 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
     engine = make_engine(url)
     upgrade(engine)
     sql_store = SqlStore(engine, clock=lambda: NOW)
+    if request.param == "postgresql-without-pipeline":  # libpq older than 14
+        sql_store._pipelined = False
     try:
         yield sql_store
     finally:
