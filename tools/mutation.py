@@ -36,6 +36,8 @@ _EQUIVALENT = (
     (', "big")', ", )", "int.to_bytes/from_bytes default to big-endian since Python 3.11"),
     ("ensure_ascii=False", "ensure_ascii=None", "None is falsy like False"),
     ("token_bytes(32)", "token_bytes(None)", "token_bytes() defaults to 32 bytes"),
+    ("results), default=0)", "results), default=1)", "no results: the width pads no row"),
+    ("results), default=0)", "results), default=None)", "no results: the width pads no row"),
 )
 
 

@@ -1,8 +1,9 @@
 """Coding tools installed from npm for the tests, under one prefix that ``.ci/run`` fills.
 
-``.ci/run`` runs ``npm install --prefix ~/.cache/envattest-ci/npm @anthropic-ai/claude-code
-@openai/codex``; ``npm_tool("claude")`` finds the executable there. A missing tool skips
-locally with the command that installs it, and fails under ``CI=true``.
+``.ci/run`` runs ``npm install --prefix ~/.cache/envattest-ci/npm`` with the pinned
+``@anthropic-ai/claude-code``, ``@openai/codex`` and ``@google/gemini-cli``;
+``npm_tool("claude")`` finds the executable there. A missing tool skips locally with the
+command that installs it, and fails under ``CI=true``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ from pathlib import Path
 
 from tests._support import missing_component, need_tool
 
-PACKAGES = {"claude": "@anthropic-ai/claude-code", "codex": "@openai/codex"}
+PACKAGES = {
+    "claude": "@anthropic-ai/claude-code",
+    "codex": "@openai/codex",
+    "gemini": "@google/gemini-cli",
+}
 
 
 def npm_prefix() -> Path:
@@ -34,7 +39,7 @@ class NpmTool:
 
 
 def npm_tool(name: str) -> NpmTool:
-    """The tool ``name`` (``claude`` or ``codex``) or skip/fail with how to install it."""
+    """The tool ``name`` (a key of PACKAGES) or skip/fail with how to install it."""
     package = PACKAGES[name]
     need_tool("node", "apt-get install nodejs npm")
     prefix = npm_prefix()

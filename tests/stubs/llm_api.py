@@ -1,10 +1,11 @@
 """A stub LLM API on loopback that records what reached it.
 
-It speaks just enough of the Anthropic Messages API (JSON and SSE streaming, token counting)
-and of the OpenAI Responses and Chat Completions APIs (what Codex and OpenAI-compatible tools
-call) for a real coding tool to finish one turn. Every request is recorded with its headers,
-so a test behind a gateway can assert what the upstream saw, and that it saw nothing at all
-when the gateway refused.
+It speaks just enough of the Anthropic Messages API (JSON and SSE streaming, token counting),
+of the OpenAI Responses and Chat Completions APIs (what Codex and OpenAI-compatible tools
+call) and of the Gemini API (``generateContent``, ``streamGenerateContent?alt=sse``,
+``countTokens``: what Gemini CLI calls) for a real coding tool to finish one turn. Every
+request is recorded with its headers, so a test behind a gateway can assert what the
+upstream saw, and that it saw nothing at all when the gateway refused.
 
     with running_llm_api(reply="hello") as api:
         ...                      # point a tool or a gateway at api.url
@@ -74,7 +75,7 @@ class StubLlmApi:
             return [r for r in self.requests if r.path.split("?")[0].endswith(_GENERATE)]
 
 
-_GENERATE = ("/messages", "/responses", "/chat/completions")
+_GENERATE = ("/messages", "/responses", "/chat/completions", ":streamGenerateContent")
 _UNAUTHORIZED = json.dumps(
     {"type": "error", "error": {"type": "authentication_error", "message": "invalid key"}}
 ).encode()
@@ -211,6 +212,22 @@ def _chat(body: dict[str, Any], text: str) -> tuple[str, bytes]:
     )  # fmt: skip
 
 
+def _gemini(route: str, text: str) -> tuple[str, bytes]:
+    # a side request (Gemini CLI's next-speaker and routing checks) wants JSON text back
+    side = route.endswith(":generateContent")
+    reply = '{"next_speaker": "user", "reasoning": "answered"}' if side else text
+    candidate = {
+        "content": {"role": "model", "parts": [{"text": reply}]},
+        "finishReason": "STOP",
+        "index": 0,
+    }
+    usage = {"promptTokenCount": 3, "candidatesTokenCount": 2, "totalTokenCount": 5}
+    response = {"candidates": [candidate], "usageMetadata": usage, "modelVersion": "stub-model"}
+    if side:
+        return "application/json", json.dumps(response).encode()
+    return "text/event-stream", _sse([(None, response)])
+
+
 def _answer(
     method: str, path: str, body: dict[str, Any], text: str, calls: list[dict[str, str]]
 ) -> tuple[int, str, bytes]:
@@ -223,6 +240,10 @@ def _answer(
         return 200, *_responses(body, text, calls.pop(0) if calls else None)
     if method == "POST" and route.endswith("/chat/completions"):
         return 200, *_chat(body, text)
+    if method == "POST" and route.endswith(":countTokens"):
+        return 200, "application/json", b'{"totalTokens": 3}'
+    if method == "POST" and route.endswith(("GenerateContent", "generateContent")):
+        return 200, *_gemini(route, text)
     if method == "GET" and route.endswith("/models"):
         models = {"object": "list", "data": [{"id": "stub-model", "object": "model"}], "models": []}
         return 200, "application/json", json.dumps(models).encode()

@@ -44,3 +44,19 @@ def test_openai_responses_and_chat_stream_end_properly() -> None:
         assert httpx.get(f"{api.url}/nope").status_code == 404
         api.clear()
         assert api.requests == []
+
+
+def test_gemini_stream_side_request_and_count() -> None:
+    with running_llm_api(reply="hola") as api:
+        base = f"{api.url}/v1beta/models/stub-model"
+        stream = httpx.post(f"{base}:streamGenerateContent?alt=sse", json={"contents": []})
+        assert stream.headers["content-type"] == "text/event-stream"
+        (event,) = _events(stream.text)
+        assert event["candidates"][0]["content"]["parts"] == [{"text": "hola"}]  # type: ignore[index]
+        side = httpx.post(f"{base}:generateContent", json={"contents": []}).json()
+        answer = json.loads(side["candidates"][0]["content"]["parts"][0]["text"])
+        assert answer["next_speaker"] == "user"
+        assert httpx.post(f"{base}:countTokens", json={}).json() == {"totalTokens": 3}
+        assert [r.path for r in api.model_requests()] == [
+            "/v1beta/models/stub-model:streamGenerateContent?alt=sse"
+        ]

@@ -52,3 +52,10 @@ def test_bounded_mutation_run_kills_every_check_mutant() -> None:
     )
     summary = [line for line in done.stdout.splitlines() if not line.startswith(("\u2800", "🎉"))]
     assert done.returncode == 0, "\n".join(summary[-40:]) + done.stderr[-2000:]
+
+
+def test_an_unused_render_width_default_is_equivalent() -> None:
+    old = "width = max((len(r.rule) for r in decision.results), default=0)"
+    assert classify([old], [old.replace("default=0", "default=1")]) == "equivalent"
+    assert classify([old], [old.replace("default=0", "default=None")]) == "equivalent"
+    assert classify([old], [old.replace(", default=0", "")]) == "check"
