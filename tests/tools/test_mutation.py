@@ -59,3 +59,11 @@ def test_an_unused_render_width_default_is_equivalent() -> None:
     assert classify([old], [old.replace("default=0", "default=1")]) == "equivalent"
     assert classify([old], [old.replace("default=0", "default=None")]) == "equivalent"
     assert classify([old], [old.replace(", default=0", "")]) == "check"
+
+
+def test_an_unused_jwk_default_is_equivalent_but_a_dropped_coordinate_is_not() -> None:
+    line = 'material = (device.public_jwk.get("x", ""), device.public_jwk.get("y", ""))'
+    default = line.replace('get("y", "")', 'get("y", None)')
+    dropped = line.replace('get("y", "")', 'get(None, "")')
+    assert classify([line], [default]) == "equivalent"
+    assert classify([line], [dropped]) == "check"
