@@ -14,7 +14,7 @@ from server.api.bodies import MalformedBodyError
 from server.api.docs import install_docs
 from server.edge import EdgeLayer
 from server.errors import BadRequestError, ProblemError
-from server.fastroutes import FastHandler, FastRoutes
+from server.fastroutes import FastRoutes
 from server.limits import ClientAddresses, parse_trusted_proxies
 from server.openapi import install_openapi
 from server.ratelimit import RateLimits
@@ -66,9 +66,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 def fast_routes(runtime: Runtime) -> FastRoutes:
     """The hot paths the edge layer answers itself (``server.fastroutes``)."""
-    routes: dict[tuple[str, str], FastHandler] = {}
-    routes.update(attestation_routes(runtime.verifier))
-    return routes
+    return {**attestation_routes(runtime.verifier), **relying.fast_routes(runtime)}
 
 
 def create_app(runtime: Runtime) -> FastAPI:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from attest.catalog import FieldId
-from attest.catalog.hosts import DEFAULTS, HostClass, OfficialHosts, classify, provider_of
+from attest.catalog.hosts import DEFAULTS, OTHER, HostClass, OfficialHosts, classify, provider_of
 from server.policy.globs import Glob, first_match
 from server.policy.model import PolicyInput, RuleMode, RuleResult
 from server.policy.signals import HostEntry, listing, sent_host_entries, unreadable_sources
@@ -45,19 +45,20 @@ class BaseUrlRule:
     def classify(self, entry: HostEntry) -> HostClass:
         """The verifier's classification of one base URL, from policy data; the provider of an
         ``env:`` source comes from the variable's name, not from the agent."""
-        provider = provider_of(entry.source, entry.provider or "")
+        provider = provider_of(entry.source, entry.provider or OTHER)
         return classify(provider, entry.host, self.official)
 
     def allows(self, entry: HostEntry) -> bool:
         """True when one base URL is acceptable."""
-        by_class = {
+        by_class: dict[HostClass, bool] = {
             "official": self.allow_official,
             "localhost": self.allow_localhost,
             "private-network": self.allow_private_network,
+            "custom": False,
         }
         return (
             self.unsafe_allow_any_host
-            or by_class.get(self.classify(entry), False)
+            or by_class[self.classify(entry)]
             or first_match(self.allowed_hosts, entry.host) is not None
         )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from attest.keys import KeyClass
-from server.policy.model import Policy, TokenSettings
+from server.policy.model import Policy
 from server.policy.rules import ClockSkewRule, KeyClassRule, RequiredFieldsRule
 
 
@@ -16,5 +16,4 @@ def default_policy() -> Policy:
             ClockSkewRule(max_skew_s=300),
             RequiredFieldsRule(),
         ),
-        token=TokenSettings(ttl_s=900, audience="envattest"),
     )

@@ -79,11 +79,12 @@ def facts_from_evidence_claims(
     claims_json: Mapping[str, object],
     *,
     key_class: KeyClass,
-    now: int,
+    now: int | None,
     required: frozenset[FieldId] = frozenset(),
     source: str = "<claims>",
 ) -> PolicyInput:
-    """PolicyInput from evidence claims; ``clock_skew_s`` is ``now - iat``, as the verifier."""
+    """PolicyInput from evidence claims; ``clock_skew_s`` is ``now - iat``, as the verifier,
+    or 0 when ``now`` is None (evaluated as of ``iat``)."""
     sub = claims_json.get("sub")
     if not isinstance(sub, str) or not sub:
         raise _claim_error("sub", "a non-empty string", source)
@@ -103,7 +104,7 @@ def facts_from_evidence_claims(
     return PolicyInput(
         device_id=sub,
         key_class=key_class,
-        clock_skew_s=now - iat,
+        clock_skew_s=0 if now is None else now - iat,
         signals={FieldId(k): v for k, v in signals.items()},
         consented=frozenset(FieldId(f) for f in granted),
         required=required,
@@ -122,10 +123,8 @@ def explain_evidence(
 ) -> Explanation:
     """Read evidence bytes and explain the decision; ``now=None`` evaluates as of its ``iat``."""
     claims = read_evidence_claims(data, source=source)
-    iat = claims.get("iat")
-    at = now if now is not None else iat if isinstance(iat, int) else 0
     facts = facts_from_evidence_claims(
-        claims, key_class=key_class, now=at, required=required or frozenset(), source=source
+        claims, key_class=key_class, now=now, required=required or frozenset(), source=source
     )
     notes = [OFFLINE_NOTE, f"key class {key_class.value} was given, not proven"]
     if now is None:

@@ -112,7 +112,8 @@ def _key_class(table: TomlTable, mode: RuleMode) -> Rule:
     known = ", ".join(k.value for k in KeyClass)
     fix = f"List key classes from: {known}."
     allowed: set[KeyClass] = set()
-    for path, item in table.strings("allowed", fix, required=True):
+    table.require("allowed", fix)
+    for path, item in table.strings("allowed", fix):
         try:
             allowed.add(KeyClass(item))
         except ValueError:
@@ -165,7 +166,7 @@ def _official_hosts(table: TomlTable) -> OfficialHosts:
         return DEFAULTS
     overrides: dict[str, tuple[str, ...]] = {}
     for provider in sub.data:
-        patterns = sub.strings(provider, fix, required=True)
+        patterns = sub.strings(provider, fix)
         for path, pattern in patterns:
             try:
                 official_hosts({provider: (pattern,)})

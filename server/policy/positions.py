@@ -171,9 +171,9 @@ class _Scanner:
                 self.advance(2)
                 index = self.table_arrays.get(name, -1) + 1
                 self.table_arrays[name] = index
-                self.record(name)
                 table = (*name, index)
-                self.record(table)
+                for end in range(1, len(table) + 1):  # implicit parent tables start here too
+                    self.record(table[:end])
             elif self.peek() == "[":
                 self.advance()
                 table = self.resolve(self.key())

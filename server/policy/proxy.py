@@ -51,7 +51,6 @@ class ProxyRule:
             name=self.name,
             mode=self.mode,
             unsafe_pass_if_not_sent=self.unsafe_pass_if_not_sent,
-            with_provider=False,
         )
         if isinstance(sent, RuleResult):
             return sent

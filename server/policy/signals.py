@@ -211,7 +211,7 @@ def sent_host_entries(
     name: str,
     mode: RuleMode,
     unsafe_pass_if_not_sent: bool,
-    with_provider: bool,
+    with_provider: bool = False,
 ) -> SentHosts | RuleResult:
     """The shared start of the host rules: a RuleResult if the rule is decided already
     (fields not sent, or a malformed signal), else the endpoints to check."""

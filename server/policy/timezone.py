@@ -38,8 +38,8 @@ def zone_pattern(pattern: str) -> Glob:
     glob = zone_glob(pattern)
     database = tz_database()
     if "*" not in pattern:
-        by_lower = {n.lower(): n for n in (*database.zones, *database.links)}
-        canonical = database.canonical(by_lower.get(pattern.lower(), ""))
+        by_lower = {n.lower(): database.canonical(n) for n in (*database.zones, *database.links)}
+        canonical = by_lower.get(pattern.lower())
         if canonical is None:
             raise ValueError(
                 f"{pattern!r} is not a zone in tzdata {database.version}; check the spelling "

@@ -36,8 +36,9 @@ def _toml_type(value: object) -> str:
         (datetime, "a date-time"),
         (date, "a date"),
         (time, "a time"),
+        (object, "a value"),
     )
-    return next((name for kind, name in kinds if isinstance(value, kind)), "a value")
+    return next(name for kind, name in kinds if isinstance(value, kind))
 
 
 class TomlDocument:
@@ -72,9 +73,9 @@ class TomlTable:
         self.data = data
         for key in data:
             if key not in known:
-                close = difflib.get_close_matches(key, known, n=1)
+                close = difflib.get_close_matches(key, known)
                 hint = f"Did you mean {close[0]!r}? " if close else ""
-                listed = ", ".join(known) or "(none)"
+                listed = ", ".join(known)
                 raise self.error(key, f"unknown {noun[0]}", f"{hint}Known {noun[1]}: {listed}.")
 
     def error(self, key: str | None, problem: str, fix: str) -> PolicySchemaError:
@@ -128,12 +129,14 @@ class TomlTable:
         except ValueError:
             raise self.error(key, f"{value!r} is not valid", f"Use {known}.") from None
 
-    def strings(self, key: str, fix: str, *, required: bool = False) -> list[tuple[KeyPath, str]]:
-        """Each string of an array with its own key path, for errors that name the item."""
+    def require(self, key: str, fix: str) -> None:
+        """Refuse the table when ``key`` is absent."""
         if key not in self.data:
-            if required:
-                raise self.error(key, "is missing", fix)
-            return []
+            raise self.error(key, "is missing", fix)
+
+    def strings(self, key: str, fix: str) -> list[tuple[KeyPath, str]]:
+        """Each string of the array at ``key`` (present) with its own key path, for errors
+        that name the item."""
         value = self._typed(key, list, "an array of strings", fix)
         out: list[tuple[KeyPath, str]] = []
         for index, item in enumerate(value):
@@ -149,12 +152,14 @@ class TomlTable:
         make: Callable[[str], Glob],
         *,
         everything_fix: str | None = None,
-        required: bool = False,
     ) -> tuple[Glob, ...]:
-        """Patterns of ``key``; ``everything_fix`` marks an allow list, where ``*`` is refused."""
+        """Patterns of ``key`` (none when absent); ``everything_fix`` marks an allow list,
+        where ``*`` is refused."""
+        if key not in self.data:
+            return ()
         fix = f"Write {key} as an array of patterns ({EXAMPLES_HINT})."
         globs: list[Glob] = []
-        for path, pattern in self.strings(key, fix, required=required):
+        for path, pattern in self.strings(key, fix):
             if everything_fix is not None and pattern.strip() == "*":
                 raise self.doc.error(path, "a bare '*' allows everything", everything_fix)
             try:

@@ -65,7 +65,7 @@ USAGE_KEYS = ("max_networks_per_token", "max_requests_per_minute")
 def usage_rule(table: TomlTable, mode: RuleMode) -> UsageRule:
     """Build ``[rules.usage]``; at least one limit is required."""
     values = {
-        key: table.integer(key, 0, bounds, unit) if key in table.data else None
+        key: table.integer(key, None, bounds, unit) if key in table.data else None
         for key, bounds, unit in (
             ("max_networks_per_token", NETWORKS_RANGE, "networks"),
             ("max_requests_per_minute", REQUESTS_RANGE, "requests"),

@@ -19,6 +19,11 @@ from tools.mutation import classify
         ('"update the agent"', '"XXupdate the agentXX"', "message"),
         ('x.encode("ascii")', 'x.encode("ASCII")', "message"),
         ('int.from_bytes(raw, "big")', "int.from_bytes(raw, )", "equivalent"),
+        (
+            'r.to_bytes(32, "big") + s.to_bytes(32, "big")',
+            'r.to_bytes(32, ) + s.to_bytes(32, "big")',
+            "equivalent",
+        ),
         ("if len(proof) > LIMIT:", "if len(proof) >= LIMIT:", "check"),
         ('mac = key + b"\\x00"', 'mac = key + b"XX\\x00XX"', "check"),
         ("if not ok:", "if ok:", "check"),
@@ -47,3 +52,10 @@ def test_bounded_mutation_run_kills_every_check_mutant() -> None:
     )
     summary = [line for line in done.stdout.splitlines() if not line.startswith(("\u2800", "🎉"))]
     assert done.returncode == 0, "\n".join(summary[-40:]) + done.stderr[-2000:]
+
+
+def test_an_unused_render_width_default_is_equivalent() -> None:
+    old = "width = max((len(r.rule) for r in decision.results), default=0)"
+    assert classify([old], [old.replace("default=0", "default=1")]) == "equivalent"
+    assert classify([old], [old.replace("default=0", "default=None")]) == "equivalent"
+    assert classify([old], [old.replace(", default=0", "")]) == "check"

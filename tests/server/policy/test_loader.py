@@ -109,21 +109,25 @@ def test_tunnel_rule_from_inline_table() -> None:
     assert rule.mode is RuleMode.REPORT
 
 
-def _expectations(path: Path) -> tuple[type[PolicyError], int, str | None, str]:
+def _expectations(
+    path: Path,
+) -> tuple[type[PolicyError], int, str | None, str, str | None]:
     text = path.read_text()
     marked = [n for n, line in enumerate(text.splitlines(), 1) if "# <- error" in line]
     assert len(marked) == 1, f"{path.name}: mark exactly one line with '# <- error'"
     key = re.search(r"expect-key: (\S+)", text)
     message = re.search(r"expect: (.+)", text)
     kind = re.search(r"expect-error: (\w+)", text)
+    fix = re.search(r"expect-fix: (.+)", text)
     assert message is not None, f"{path.name}: add '# expect: <regex>'"
     error = ERRORS[kind.group(1)] if kind else PolicySchemaError
-    return error, marked[0], key.group(1) if key else None, message.group(1).strip()
+    expected_fix = fix.group(1).strip() if fix else None
+    return error, marked[0], key.group(1) if key else None, message.group(1).strip(), expected_fix
 
 
 @pytest.mark.parametrize("path", INVALID, ids=[p.stem for p in INVALID])
 def test_invalid_policy_names_line_and_key(path: Path) -> None:
-    error, line, key, message = _expectations(path)
+    error, line, key, message, fix = _expectations(path)
     with pytest.raises(error, match=rf"line {line}:") as caught:
         load_policy(path)
     assert caught.value.line == line
@@ -134,10 +138,15 @@ def test_invalid_policy_names_line_and_key(path: Path) -> None:
         assert f": {key}: " in str(caught.value)
     assert re.search(message, str(caught.value)), str(caught.value)
     assert caught.value.fix, "every error says what to do"
+    assert str(caught.value).endswith(f". {caught.value.fix}")
+    if key is None:
+        assert caught.value.key is None
+    if fix is not None:
+        assert re.search(fix, caught.value.fix), caught.value.fix
 
 
 def test_invalid_vectors_cover_the_cases() -> None:
-    assert len(INVALID) >= 30
+    assert len(INVALID) >= 80
 
 
 def test_error_message_format() -> None:

@@ -27,8 +27,13 @@ class FixedRule:
 
 
 def test_empty_policy_fails_closed() -> None:
-    decision = Policy(version="v", rules=()).evaluate(make_facts())
-    assert not decision.allow
+    policy = Policy(version="v", rules=())
+    decision = policy.evaluate(make_facts())
+    assert decision.allow is False
+    assert decision.results == (
+        RuleResult("policy", RuleMode.ENFORCE, False, "policy has no rules"),
+    )
+    assert (decision.policy_version, decision.token) == ("v", policy.token)
     assert decision.reasons == ["policy (enforce): policy has no rules"]
 
 
