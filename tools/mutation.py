@@ -44,6 +44,18 @@ _EQUIVALENT: tuple[tuple[str, str, str], ...] = (
     (">= MAX_CACHED_KEYS", "> MAX_CACHED_KEYS", "one cached key more is a memory bound only"),
     ("CONSUMED or record is None", "CONSUMED and record is None", "a record iff consumed"),
     ('"behind" if skew > 0', '"behind" if skew >= 0', "a skew of 0 is never refused"),
+    # JOSE header memo: memoized or decoded again, the header is the same
+    ("<= _MEMO_HEADER_CHARS", "< _MEMO_HEADER_CHARS", "memoized or not: the same header"),
+    (
+        "if len(segment) <= _MEMO_HEADER_CHARS else",
+        "if (len(segment) <= _MEMO_HEADER_CHARS) and False else",
+        "memoized or not: the same header",
+    ),
+    (
+        "if len(segment) <= _MEMO_HEADER_CHARS else",
+        "if (len(segment) <= _MEMO_HEADER_CHARS) or True else",
+        "memoized or not: the same header",
+    ),
 )
 # an enrolled JWK always has x and y (enrollment parses it): their .get() defaults are unused
 _EQUIVALENT += tuple(

@@ -97,3 +97,11 @@ def test_header_must_be_a_json_object_and_the_error_names_it(header: bytes, matc
     token = b64url_encode(header) + "." + b64url_encode(b"{}") + ".AA"
     with pytest.raises(FormatError, match=f"^JWS header: .*{match}"):
         parse_compact(token)
+
+
+@pytest.mark.parametrize("kid_length", [10, 600])
+def test_short_and_long_headers_parse_alike(key: SoftwareKey, kid_length: int) -> None:
+    header = {"alg": "ES256", "typ": "eat+jwt", "kid": "k" * kid_length}
+    jws = parse_compact(sign_compact(header, b"{}", key.sign))
+    assert dict(jws.header) == header
+    assert check_es256_header(jws.header, expected_typ="eat+jwt") == "k" * kid_length
