@@ -3,6 +3,7 @@ the per-process key cache, refusals that combine two causes, and the audit recor
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from attest.jose import der_to_raw
 from attest.jwk import jwk_thumbprint, load_public_jwk, public_jwk
 from server.errors import AccessDeniedError, AttestationRejectedError, ConsentRequiredError
+from server.policy.defaults import default_policy
+from server.policy.model import TokenBinding, TokenSettings
 from server.store import DeviceRecord
 from tests.server.test_verifier_steps import NOW, SKEW, Bench, make_bench
 
@@ -168,7 +171,10 @@ def test_the_audit_record_lists_every_rule_result(bench: Bench) -> None:
     assert [r["rule"] for r in results] == [r.rule for r in outcome.decision.results]
 
 
-def test_the_token_carries_the_policy_binding(bench: Bench) -> None:
+@pytest.mark.parametrize("binding", list(TokenBinding))
+def test_the_token_carries_the_policy_binding(tmp_path: Path, binding: TokenBinding) -> None:
+    policy = dataclasses.replace(default_policy(), token=TokenSettings(binding=binding))
+    bench = make_bench(tmp_path, policy)
     outcome = bench.attest(bench.evidence())
     claims = jwt.decode(outcome.token.token, options={"verify_signature": False})
-    assert claims["binding"] == outcome.decision.token.binding.value == "bearer"
+    assert claims["binding"] == binding.value
