@@ -36,7 +36,7 @@ def _toml_type(value: object) -> str:
         (datetime, "a date-time"),
         (date, "a date"),
         (time, "a time"),
-        (object, "a value"),
+        (object, "a value"),  # never reached: every TOML value is one of the above
     )
     return next(name for kind, name in kinds if isinstance(value, kind))
 
