@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from attest.b64 import b64url_encode
 from attest.errors import AttestError, FormatError, VerificationError
-from attest.jose import ES256, Signer, parse_compact, sign_compact, verify_es256
+from attest.jose import ES256, Signer, canonical_json, parse_compact, sign_encoded, verify_es256
 from attest.jwk import jwk_thumbprint, load_public_jwk
 from attest.strictjson import parse_json_object
 
@@ -104,19 +104,52 @@ def create_proof(
     random_bytes: Callable[[int], bytes] = os.urandom,
 ) -> str:
     """Sign a proof for one request; ``access_token`` adds ``ath`` (required at resources)."""
-    jwk = {name: public_jwk[name] for name in ("crv", "kty", "x", "y")}
-    claims: dict[str, Any] = {
-        "jti": b64url_encode(random_bytes(16)),
-        "htm": htm.upper(),
-        "htu": normalize_htu(htu),
-        "iat": int(now()),
-    }
-    if access_token is not None:
-        claims["ath"] = access_token_hash(access_token)
-    if nonce is not None:
-        claims["nonce"] = nonce
-    header = {"typ": DPOP_TYP, "alg": ES256, "jwk": jwk}
-    return sign_compact(header, json.dumps(claims, separators=(",", ":")).encode(), signer)
+    maker = ProofSigner(signer, public_jwk, now=now, random_bytes=random_bytes)
+    return maker.proof(htm, htu, access_token, nonce)
+
+
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
+class ProofSigner:
+    """Proofs by one key: the header with its public JWK is encoded once, the token's ``ath``
+    once per token; each proof costs its claims and one ES256 signature."""
+
+    def __init__(
+        self,
+        signer: Signer,
+        public_jwk: Mapping[str, str],
+        *,
+        now: Callable[[], float] = time.time,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        jwk = {name: public_jwk[name] for name in ("crv", "kty", "x", "y")}
+        header = {"typ": DPOP_TYP, "alg": ES256, "jwk": jwk}
+        self._encoded_header = b64url_encode(canonical_json(header))
+        self._signer = signer
+        self._now = now
+        self._random = random_bytes
+        self._ath: tuple[str, str] = ("", "")
+
+    def proof(
+        self, htm: str, htu: str, access_token: str | None = None, nonce: str | None = None
+    ) -> str:
+        """A signed proof for ``htm htu`` (the ``ProofFactory`` shape the agent's proxy uses)."""
+        claims: dict[str, Any] = {
+            "jti": b64url_encode(self._random(16)),
+            "htm": htm.upper(),
+            "htu": normalize_htu(htu),
+            "iat": int(self._now()),
+        }
+        if access_token is not None:
+            if self._ath[0] != access_token:
+                self._ath = (access_token, access_token_hash(access_token))
+            claims["ath"] = self._ath[1]
+        if nonce is not None:
+            claims["nonce"] = nonce
+        return sign_encoded(
+            self._encoded_header, _COMPACT_JSON.encode(claims).encode(), self._signer
+        )
 
 
 @functools.lru_cache(maxsize=1024)

@@ -8,7 +8,6 @@ keeps the exact signed bytes; ``verify_evidence_signature`` checks them against 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,7 +18,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from attest import EAT_PROFILE, SWNAME, __version__
 from attest.catalog import FieldId, field_by_id
 from attest.errors import FormatError
-from attest.jose import CompactJws, Signer, check_es256_header, parse_compact, sign_compact
+from attest.jose import (
+    CompactJws,
+    Signer,
+    canonical_json,
+    check_es256_header,
+    parse_compact,
+    sign_compact,
+)
 from attest.jose import verify_es256 as _verify_es256
 from attest.strictjson import parse_json_object
 
@@ -120,8 +126,7 @@ def new_claims(
 def sign_evidence(claims: EvidenceClaims, signer: Signer) -> str:
     """Serialize and sign claims; exactly one call to ``signer``."""
     header = {"alg": "ES256", "typ": EVIDENCE_TYP, "kid": claims.sub}
-    payload = json.dumps(claims.to_json(), separators=(",", ":"), ensure_ascii=False).encode()
-    return sign_compact(header, payload, signer)
+    return sign_compact(header, canonical_json(claims.to_json()), signer)
 
 
 def _string(doc: Mapping[str, Any], name: str, limit: int = 256) -> str:

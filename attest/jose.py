@@ -8,9 +8,11 @@ which closes the algorithm-confusion attacks (RFC 8725 section 2.1).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -29,6 +31,7 @@ ES256 = "ES256"
 _COORD_LEN = 32
 _ALLOWED_HEADER = frozenset({"alg", "typ", "kid"})
 
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())  # immutable; built once, not per signature
 Signer = Callable[[bytes], bytes]
 """Signs bytes with ES256, returning the 64-byte raw ``r||s`` signature."""
 
@@ -56,11 +59,33 @@ def sign_compact(header: Mapping[str, Any], payload: bytes, signer: Signer) -> s
     """Serialize and sign; the header must say ES256."""
     if header.get("alg") != ES256:
         raise AlgorithmError("only ES256 is supported")
-    signing_input = b64url_encode(canonical_json(dict(header))) + "." + b64url_encode(payload)
+    return sign_encoded(b64url_encode(canonical_json(dict(header))), payload, signer)
+
+
+def sign_encoded(encoded_header: str, payload: bytes, signer: Signer) -> str:
+    """``sign_compact`` with a header already checked and encoded (one signer, many tokens)."""
+    signing_input = encoded_header + "." + b64url_encode(payload)
     signature = signer(signing_input.encode("ascii"))
     if len(signature) != 2 * _COORD_LEN:
         raise SignatureError("an ES256 signature is 64 bytes (r||s)")
     return signing_input + "." + b64url_encode(signature)
+
+
+_MEMO_HEADER_CHARS = 512  # a P-256 JWK header is about 250; longer ones are not kept
+
+
+def _decode_header(segment: str) -> Mapping[str, Any]:
+    return MappingProxyType(_json_object(b64url_decode(segment), "JWS header"))
+
+
+_memo_header = functools.lru_cache(maxsize=1024)(_decode_header)
+"""A pure function of the text, memoized: one signer sends the same header with every proof
+or evidence. Errors are not cached, so a malformed header raises every time."""
+
+
+def _header(segment: str) -> Mapping[str, Any]:
+    """A header segment decoded, read-only."""
+    return _memo_header(segment) if len(segment) <= _MEMO_HEADER_CHARS else _decode_header(segment)
 
 
 def parse_compact(token: str) -> CompactJws:
@@ -68,7 +93,7 @@ def parse_compact(token: str) -> CompactJws:
     parts = token.split(".")
     if len(parts) != 3:
         raise FormatError("a compact JWS has three dot-separated parts")
-    header = _json_object(b64url_decode(parts[0]), "JWS header")
+    header = _header(parts[0])
     payload = b64url_decode(parts[1])
     return CompactJws(
         header=header,
@@ -102,9 +127,7 @@ def verify_es256(jws: CompactJws, *, expected_key: ec.EllipticCurvePublicKey) ->
     r = int.from_bytes(jws.signature[:_COORD_LEN], "big")
     s = int.from_bytes(jws.signature[_COORD_LEN:], "big")
     try:
-        expected_key.verify(
-            encode_dss_signature(r, s), jws.signing_input, ec.ECDSA(hashes.SHA256())
-        )
+        expected_key.verify(encode_dss_signature(r, s), jws.signing_input, _ECDSA_SHA256)
     except InvalidSignature as exc:
         raise SignatureError("signature does not verify with the enrolled key") from exc
 

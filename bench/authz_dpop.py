@@ -6,8 +6,9 @@ One verifier (SQLite, one process), one device, one token. The bearer phase send
 ``Authorization: Bearer``; the DPoP phase sends ``Authorization: DPoP``, a fresh proof and the
 gateway's ``X-Original-*`` headers, so it pays for the proof check and the replay-store write.
 Proofs are signed before the measured window (the client's cost is not the verifier's). The
-client is a minimal keep-alive HTTP/1.1 loop on asyncio. Reports requests/s, p50/p99 and server
-CPU per request for both, and the DPoP/bearer cost ratio; the last line is one JSON object.
+client is a minimal keep-alive HTTP/1.1 loop on asyncio. Reports requests/s, p50/p99, server
+and client CPU per request for both, and the DPoP/bearer cost ratio; the last line is one JSON
+object.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -94,14 +97,36 @@ def _request(headers: dict[str, str]) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
+def _profile(pid: int, seconds: float, out: Path | None) -> subprocess.Popen[bytes] | None:
+    """py-spy over the server (GIL-holding samples) during one phase, as collapsed stacks."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if out is None or not Path(spy).exists():
+        return None
+    return subprocess.Popen(
+        [spy, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
+         "--rate", "200", "--format", "raw", "--output", str(out), "--nonblocking", "--gil"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
 def _measure(
-    server: psutil.Process, port: int, requests: list[bytes], seconds: float, concurrency: int
+    server: psutil.Process,
+    port: int,
+    requests: list[bytes],
+    seconds: float,
+    concurrency: int,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
-    cpu = server.cpu_times()
+    spy = _profile(server.pid, seconds, profile)
+    cpu, client = server.cpu_times(), time.process_time()
     figures = asyncio.run(_phase(port, requests, seconds=seconds, concurrency=concurrency))
-    used = server.cpu_times()
+    if spy is not None:
+        spy.wait(timeout=seconds + 30)
+    used, client_used = server.cpu_times(), time.process_time()
     spent = (used.user - cpu.user) + (used.system - cpu.system)
-    figures["server_cpu_ms_per_request"] = round(spent * 1000 / max(1, figures["requests"]), 3)
+    done = max(1, figures["requests"])
+    figures["server_cpu_ms_per_request"] = round(spent * 1000 / done, 3)
+    figures["client_cpu_ms_per_request"] = round((client_used - client) * 1000 / done, 3)
     return figures
 
 
@@ -109,7 +134,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="per phase (max 10)")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--profile-dir", type=Path, default=None, help="py-spy stacks here")
     args = parser.parse_args()
+    profiles: dict[str, Path | None] = {"bearer": None, "dpop": None}
+    if args.profile_dir is not None:
+        args.profile_dir.mkdir(parents=True, exist_ok=True)
+        profiles = {name: args.profile_dir / f"authz-{name}.txt" for name in profiles}
     seconds = min(args.seconds, 10.0)
     with tempfile.TemporaryDirectory(prefix="envattest-bench-") as work:
         verifier = configure(
@@ -146,8 +176,12 @@ def main() -> int:
             ]
             signing_ms = (time.perf_counter() - signing) * 1000 / count
             _measure(server, verifier.port, bearer, 0.5, args.concurrency)  # warm-up
-            bearer_figures = _measure(server, verifier.port, bearer, seconds, args.concurrency)
-            dpop_figures = _measure(server, verifier.port, dpop, seconds, args.concurrency)
+            bearer_figures = _measure(
+                server, verifier.port, bearer, seconds, args.concurrency, profiles["bearer"]
+            )
+            dpop_figures = _measure(
+                server, verifier.port, dpop, seconds, args.concurrency, profiles["dpop"]
+            )
         finally:
             verifier.stop()
     cost_ratio = round(
@@ -172,7 +206,8 @@ def main() -> int:
         f = result[name]
         print(
             f"{name:>6}: {f['requests_per_s']:>6} req/s  p50 {f['p50_ms']} ms  p99 {f['p99_ms']} ms"
-            f"  server CPU {f['server_cpu_ms_per_request']} ms/req  failures {f['failures']}"
+            f"  server CPU {f['server_cpu_ms_per_request']} ms/req"
+            f"  client CPU {f['client_cpu_ms_per_request']} ms/req  failures {f['failures']}"
         )
     print(json.dumps(result, sort_keys=True))
     return 0 if dpop_figures["failures"] == 0 and bearer_figures["failures"] == 0 else 1

@@ -6,9 +6,14 @@
 A paced SSE upstream (its own process) streams 3 events 5 ms apart. The client (this process)
 alternates requests sent directly to the upstream and through ``envattest proxy`` (its own
 process, a DPoP-bound token, a fresh ES256 proof per request): per request it records the time
-to the first streamed body byte and to the end. Prints p50/p99 of both paths, the difference,
-and for a swtpm-held key the TPM's share (its sign time alone, and the proxy's added latency
-with the TPM minus with the software key). The last line is one JSON object.
+to the first streamed body byte and to the end of the answer. Prints p50/p99 of both paths, the
+difference (of the percentiles, and paired: each proxied request minus the direct one just
+before it), the proxy process's CPU time per request, the time of one proof (claims and
+signature) and of the key's signature alone, and for a swtpm-held key the TPM's share (its
+sign time, and the proxy's added latency with the TPM minus with the software key). Bounded:
+``--seconds`` per key kind and ``--max-requests`` pairs. The machine's load averages at start
+and end are part of the result (figures from a busy machine are not comparable). The last
+line is one JSON object.
 """
 
 from __future__ import annotations
@@ -64,10 +69,18 @@ def _serve_proxy(upstream: str, key_kind: str, workdir: Path, tcti: str | None) 
         obtain_for=lambda _e: lambda: IssuedToken(TOKEN, "DPoP", time.time(), time.time() + 3600),
         proof=device_proof_factory(serialized),
         offload_signing=key_kind == "tpm2",
+        signing_executor=serialized.executor if isinstance(serialized, HeldKey) else None,
     )
     endpoint = proxy.start()
     sign = _percentiles([_timed(lambda: serialized.sign(b"x" * 256)) for _ in range(50)])
-    print(json.dumps({"base": endpoint.base_url, "sign": sign}), flush=True)
+    make_proof = device_proof_factory(serialized)
+    proof = _percentiles(
+        [
+            _timed(lambda: make_proof("POST", upstream + "/v1/messages", TOKEN, None))
+            for _ in range(50)
+        ]
+    )
+    print(json.dumps({"base": endpoint.base_url, "sign": sign, "proof": proof}), flush=True)
     sys.stdin.read()
     proxy.stop()
 
@@ -176,6 +189,7 @@ def compare(
 def run(seconds: float, limit: int, tcti: str | None, workdir: Path) -> dict[str, object]:
     """Software key always; the TPM key when ``tcti`` is given."""
     result: dict[str, object] = {"seconds": seconds, "events": EVENTS, "interval_s": INTERVAL_S}
+    result["load_average_start"] = [round(x, 2) for x in os.getloadavg()]
     with _child("--serve-upstream") as (upstream, _):
         kinds = ["software"] + (["tpm2"] if tcti else [])
         for kind in kinds:
@@ -185,6 +199,7 @@ def run(seconds: float, limit: int, tcti: str | None, workdir: Path) -> dict[str
                 started = json.loads(line)
                 measured = compare(upstream, started["base"], pid, seconds, limit)
                 measured["sign"] = started["sign"]
+                measured["proof"] = started["proof"]
                 result[kind] = measured
     if "tpm2" in result:
         software, tpm = result["software"], result["tpm2"]
@@ -195,7 +210,12 @@ def run(seconds: float, limit: int, tcti: str | None, workdir: Path) -> dict[str
             "added_ttfb_p50_minus_software": round(
                 tpm["added"]["ttfb"]["p50_ms"] - software["added"]["ttfb"]["p50_ms"], 3
             ),
+            "added_ttfb_paired_p50_minus_software": round(
+                tpm["added_paired"]["ttfb"]["p50_ms"] - software["added_paired"]["ttfb"]["p50_ms"],
+                3,
+            ),
         }
+    result["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     return result
 
 
@@ -250,7 +270,8 @@ def _print(result: dict[str, object]) -> None:
         if not isinstance(measured, dict):
             continue
         figures, added = measured["figures"], measured["added"]
-        print(f"[{kind} key] proof signing p50 {measured['sign']['p50_ms']} ms; proxy CPU "
+        print(f"[{kind} key] proof p50 {measured['proof']['p50_ms']} ms (signature alone "
+              f"{measured['sign']['p50_ms']} ms); proxy CPU "
               f"{measured['proxy_cpu_ms_per_request']} ms per request")  # fmt: skip
         for name, figure in figures.items():
             print(f"  {name:13s} p50 {figure['p50_ms']:8.3f} ms  p99 {figure['p99_ms']:8.3f} ms"
@@ -262,6 +283,7 @@ def _print(result: dict[str, object]) -> None:
                       f"p99 {values['p99_ms']:8.3f} ms")  # fmt: skip
     if "tpm_share_ms" in result:
         print(f"TPM share: {result['tpm_share_ms']}")
+    print(f"load averages: start {result['load_average_start']}, end {result['load_average_end']}")
     print(json.dumps(result, sort_keys=True))
 
 

@@ -1,10 +1,12 @@
 """The reference server: the verifier's essential work in a minimal ASGI app, so benchmark
 figures can be read as a ratio to "the same work without the framework around it".
 
-- ``POST /v1/challenge``: 32 random bytes, INSERT into nonces (no fsync, like the verifier);
-- ``POST /v1/attest``: read the device row, ES256-verify the evidence, then ONE durable
-  transaction (SQLite WAL ``synchronous=FULL`` / PostgreSQL commit) with a conditional UPDATE
-  spending the nonce and an INSERT of a hash-chained audit row; sign an ES256 JWT;
+- ``POST /v1/challenge``: read the device row, answer a stateless nonce (expiry and random
+  bytes under an HMAC of the device id), writing nothing, like the verifier;
+- ``POST /v1/attest``: read the device row, ES256-verify the evidence, check the nonce's MAC
+  and expiry, then ONE durable transaction (SQLite WAL ``synchronous=FULL`` / PostgreSQL
+  commit) with an ``INSERT ... ON CONFLICT DO NOTHING`` spending the nonce and an INSERT of a
+  hash-chained audit row; sign an ES256 JWT;
 - ``GET /v1/authz`` and ``POST /v1/introspect``: verify the ES256 JWT, read the device row.
 
 With group commit (default), one writer thread commits every attest queued meanwhile in one
@@ -19,11 +21,13 @@ import argparse
 import asyncio
 import base64
 import hashlib
+import hmac
 import json
 import os
 import queue
 import secrets
 import sqlite3
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -124,6 +128,7 @@ class Reference:
         self.key = ec.generate_private_key(ec.SECP256R1())
         self.public = self.key.public_key()
         self.kid = "ref-1"
+        self.mac_key = secrets.token_bytes(32)
         self.pool = ThreadPoolExecutor(max_workers=8)
         self._keys: dict[str, ec.EllipticCurvePublicKey] = {}
         self._queue: queue.SimpleQueue[tuple[tuple[Any, ...], Callable[[bool], None]]] = (
@@ -143,22 +148,33 @@ class Reference:
         ).fetchone()
         return None if row is None else (row[0], row[1])
 
-    def add_nonce(self, nonce: str, binding: str, expires_at: int) -> None:
-        conn = self.db.connect(durable=False)
-        conn.execute(
-            self.db.sql("INSERT INTO ref_nonces (nonce, binding, expires_at) VALUES (%s, %s, %s)"),
-            (nonce, binding, expires_at),
+    def issue_nonce(self, device_id: str, now: int) -> str:
+        """``expiry || random || HMAC(device id, expiry || random)``: nothing stored."""
+        head = struct.pack(">I", now + 120) + secrets.token_bytes(12)
+        return _b64(
+            head + hmac.new(self.mac_key, device_id.encode() + head, "sha256").digest()[:16]
         )
 
-    def _settle(self, conn: Any, head: list[Any], nonce: str, device_id: str, now: int) -> bool:
+    def nonce_expiry(self, nonce: str, device_id: str, now: int) -> int | None:
+        """The expiry of a nonce issued here for ``device_id``, if it is still fresh."""
+        raw = _unb64(nonce)
+        head, mac = raw[:16], raw[16:]
+        expected = hmac.new(self.mac_key, device_id.encode() + head, "sha256").digest()[:16]
+        expires_at: int = struct.unpack(">I", head[:4])[0]
+        ok = len(raw) == 32 and hmac.compare_digest(mac, expected) and expires_at > now
+        return expires_at if ok else None
+
+    def _settle(
+        self, conn: Any, head: list[Any], nonce: str, device_id: str, expires_at: int, now: int
+    ) -> bool:
         spent = conn.execute(
             self.db.sql(
-                "UPDATE ref_nonces SET consumed_at = %s WHERE nonce = %s AND binding = %s"
-                " AND consumed_at IS NULL AND expires_at > %s"
+                "INSERT INTO ref_nonces (nonce, binding, expires_at, consumed_at)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (nonce) DO NOTHING RETURNING nonce"
             ),
-            (now, nonce, device_id, now),
-        ).rowcount
-        if spent != 1:
+            (nonce, device_id, expires_at, now),
+        ).fetchone()
+        if spent is None:
             return False
         if not head:
             row = conn.execute(
@@ -178,12 +194,12 @@ class Reference:
         head[:] = [seq, digest]
         return True
 
-    def settle(self, nonce: str, device_id: str, now: int) -> bool:
+    def settle(self, nonce: str, device_id: str, expires_at: int, now: int) -> bool:
         """One transaction for this settle alone."""
         conn = self.db.connect()
         self.db.begin(conn)
         try:
-            ok = self._settle(conn, [], nonce, device_id, now)
+            ok = self._settle(conn, [], nonce, device_id, expires_at, now)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -206,13 +222,18 @@ class Reference:
             for (_, done), ok in zip(batch, results, strict=True):
                 done(ok)
 
-    async def settle_async(self, nonce: str, device_id: str, now: int) -> bool:
+    async def settle_async(self, nonce: str, device_id: str, expires_at: int, now: int) -> bool:
         loop = asyncio.get_running_loop()
         if not self.group_commit:
-            return await loop.run_in_executor(self.pool, self.settle, nonce, device_id, now)
+            return await loop.run_in_executor(
+                self.pool, self.settle, nonce, device_id, expires_at, now
+            )
         future: asyncio.Future[bool] = loop.create_future()
         self._queue.put(
-            ((nonce, device_id, now), lambda ok: loop.call_soon_threadsafe(future.set_result, ok))
+            (
+                (nonce, device_id, expires_at, now),
+                lambda ok: loop.call_soon_threadsafe(future.set_result, ok),
+            )
         )
         return await future
 
@@ -268,11 +289,10 @@ def create_app() -> Callable[..., Any]:
 
     async def challenge(body: bytes) -> tuple[int, bytes]:
         device_id = json.loads(body)["device_id"]
-        nonce = secrets.token_urlsafe(32)
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(
-            ref.pool, ref.add_nonce, nonce, device_id, int(time.time()) + 120
-        )
+        device = await asyncio.get_running_loop().run_in_executor(ref.pool, ref.device, device_id)
+        if device is None or device[1] is not None:
+            return 401, b'{"error":"unknown device"}'
+        nonce = ref.issue_nonce(device_id, int(time.time()))
         return 200, json.dumps({"nonce": nonce, "expires_in": 120}).encode()
 
     async def attest(body: bytes) -> tuple[int, bytes]:
@@ -292,7 +312,10 @@ def create_app() -> Callable[..., Any]:
         now = int(time.time())
         if abs(now - int(claims["iat"])) > 300:
             return 401, b'{"error":"iat"}'
-        if not await ref.settle_async(claims["eat_nonce"], header["kid"], now):
+        expires_at = ref.nonce_expiry(claims["eat_nonce"], header["kid"], now)
+        if expires_at is None or not await ref.settle_async(
+            claims["eat_nonce"], header["kid"], expires_at, now
+        ):
             return 401, b'{"error":"nonce"}'
         token = ref.sign_token(header["kid"], now)
         answer = {"decision": "allow", "reasons": [], "access_token": token,

@@ -8,10 +8,14 @@ In the proxy's ``config.yaml``::
 and in its environment: ``ENVATTEST_VERIFIER_URL`` (the verifier's base URL),
 ``ENVATTEST_GATEWAY_CREDENTIAL`` (from ``envattest-server gateway-credential create``), and
 optionally ``ENVATTEST_ISSUER`` (default: the verifier URL), ``ENVATTEST_AUDIENCE``,
-``ENVATTEST_CACHE_S`` (introspection cache, default 5) and ``ENVATTEST_USERS`` (a JSON file
+``ENVATTEST_CACHE_S`` (introspection cache, default 5), ``ENVATTEST_USERS`` (a JSON file
 ``{"dev_...": "alice@example.org"}`` naming the LiteLLM user of each device; by default the
-user is the device id). Each request becomes a LiteLLM key ``envattest:<device>`` of that
-user, so LiteLLM's budgets, rate limits and spend logs apply per device and per person.
+user is the device id) and ``ENVATTEST_EXTERNAL_URL`` (the base URL clients use for LiteLLM:
+the URL a DPoP proof must name is this plus the request's path; without it DPoP-bound tokens
+are refused, because the only other URL at hand takes its host from the client's ``Host``
+header). Each request becomes a LiteLLM key
+``envattest:<device>`` of that user, so LiteLLM's budgets, rate limits and spend logs apply per
+device and per person.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ class LiteLLMSettings:
     audience: str | None
     cache_s: float
     users: Mapping[str, str]
+    external_url: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LiteLLMSettings:
@@ -56,6 +61,12 @@ class LiteLLMSettings:
                 raise ValueError("ENVATTEST_USERS must name a JSON object of device id -> user id")
             users = {str(k): str(v) for k, v in doc.items()}
         url = env["ENVATTEST_VERIFIER_URL"].rstrip("/")
+        external = env.get("ENVATTEST_EXTERNAL_URL", "").strip().rstrip("/")
+        if external and not external.startswith(("https://", "http://")):
+            raise ValueError(
+                f"ENVATTEST_EXTERNAL_URL {external!r} must be the http(s) URL clients use for "
+                "this gateway, e.g. https://llm.example"
+            )
         return cls(
             verifier_url=url,
             credential=env["ENVATTEST_GATEWAY_CREDENTIAL"],
@@ -63,6 +74,7 @@ class LiteLLMSettings:
             audience=env.get("ENVATTEST_AUDIENCE") or None,
             cache_s=float(env.get("ENVATTEST_CACHE_S") or 5),
             users=users,
+            external_url=external,
         )
 
 
@@ -79,6 +91,12 @@ def litellm_key(identity: Identity, users: Mapping[str, str]) -> dict[str, Any]:
             "envattest_token_id": identity.token_id,
         },
     }
+
+
+def request_url(settings: LiteLLMSettings, path: str) -> str:
+    """The URL a DPoP proof must name (``htu``): the configured external URL and the path,
+    never anything the client sent; '' when none is configured (DPoP is then refused)."""
+    return settings.external_url + path if settings.external_url else ""
 
 
 @functools.cache
@@ -109,7 +127,7 @@ async def user_api_key_auth(request: Any, api_key: str) -> Any:
             api_key=headers.get("x-api-key") or api_key,
             dpop=headers.get("dpop"),
             method=request.method,
-            url=str(request.url),
+            url=request_url(settings, request.url.path),
         )
     except DeniedError as exc:
         raise HTTPException(status_code=exc.status, detail=exc.reason) from exc
@@ -118,4 +136,4 @@ async def user_api_key_auth(request: Any, api_key: str) -> Any:
     return UserAPIKeyAuth(**litellm_key(identity, settings.users))
 
 
-__all__ = ["LiteLLMSettings", "litellm_key", "user_api_key_auth"]
+__all__ = ["LiteLLMSettings", "litellm_key", "request_url", "user_api_key_auth"]

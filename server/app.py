@@ -9,6 +9,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from attest import __version__
 from server.api import device, operations, protocol, relying, tokenstatus
+from server.api.attestation import attestation_routes
 from server.api.bodies import MalformedBodyError
 from server.api.docs import install_docs
 from server.edge import EdgeLayer
@@ -65,8 +66,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 def fast_routes(runtime: Runtime) -> FastRoutes:
     """The hot paths the edge layer answers itself (``server.fastroutes``)."""
-    del runtime  # the route modules register theirs here
-    return {}
+    return {**attestation_routes(runtime.verifier), **relying.fast_routes(runtime)}
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -77,6 +77,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         description="Consent-first environment attestation: protocol v1.",
         docs_url=None,  # served by install_docs from local assets
         redoc_url=None,
+        # OpenTelemetry off: /metrics is the monitoring, and the check costs every request
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.runtime = runtime
     _install_error_handlers(app)

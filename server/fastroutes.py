@@ -29,8 +29,9 @@ class Reply:
     headers: tuple[tuple[bytes, bytes], ...] = ()
 
     def raw_headers(self) -> list[tuple[bytes, bytes]]:
-        """The ASGI header list, with content type and length."""
-        headers = [(b"content-length", str(len(self.body)).encode())]
+        """The ASGI header list, with content type and length (none on a 204: RFC 9110
+        section 8.6)."""
+        headers = [] if self.status == 204 else [(b"content-length", str(len(self.body)).encode())]
         if self.media_type is not None:
             headers.append((b"content-type", self.media_type))
         headers.extend(self.headers)

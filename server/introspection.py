@@ -4,7 +4,7 @@ Unlike a gateway checking the JWT offline with the JWKS, these see revocation at
 device row is cached under the revocation epoch, ``server.access.rowcache``), check a DPoP
 proof on every request for a DPoP-bound token, and observe usage. The hot path runs on the
 event loop: database work goes to dedicated threads in batches, and only a DPoP proof id is
-written (one batched INSERT).
+written (one batched INSERT, in the same database round as the revocation-epoch read).
 """
 
 from __future__ import annotations
@@ -14,9 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
-
-from attest.dpop import DEFAULT_LEEWAY, DpopNonceRequiredError, DpopProofError, verify_proof
+from attest.dpop import (
+    DEFAULT_LEEWAY,
+    DpopNonceRequiredError,
+    DpopProofError,
+    VerifiedProof,
+    verify_proof,
+)
+from attest.errors import AttestError
 from server.access.proofs import (
     DpopNonces,
     OriginalRequestError,
@@ -135,50 +140,77 @@ class TokenChecker:
         self._strict = strict
         self._clock = clock
 
-    def _claims(self, token: str, audience: str | None) -> dict[str, Any]:
-        try:
-            return self._issuer.verify(token, audience=audience)
-        except (jwt.PyJWTError, ValueError) as exc:
-            raise InactiveTokenError("token", f"{exc.__class__.__name__}: {exc}") from exc
-
     async def check(
         self,
         presented: Presented,
         *,
         target: Callable[[], RequestTarget] | None,
         requested_audience: str | None = None,
+        epoch: int | None = None,
     ) -> ActiveToken:
-        """Verify the token and, when bound or presented as DPoP, its proof for ``target``."""
-        active = await self._active(presented.token, requested_audience)
+        """Verify the token and, when bound or presented as DPoP, its proof for ``target``;
+        ``epoch``: the revocation epoch this request already read (``RowCache.epoch``).
+
+        The proof is verified before the database round, so its id is spent in the same
+        round as the epoch read; refusals are still reported in the order of the steps."""
+        claims = self._claims(presented.token, requested_audience)
+        proof: VerifiedProof | None = None
+        refusal: InactiveTokenError | None = None
+        if presented.scheme == "dpop":
+            try:
+                proof = self._verify_proof(presented, claims, target)
+            except InactiveTokenError as exc:
+                refusal = exc
+        fresh = True
+        if proof is not None:
+            # (8) the proof id is new to every replica within the iat window (section 11.1),
+            #     spent in the round that also reads the revocation epoch for step (4)
+            expires_at = proof.iat + self._max_age + DEFAULT_LEEWAY + 1
+            epoch, fresh = await self._replay.spend(
+                jkt=proof.jkt, jti=proof.jti, expires_at=expires_at
+            )
+        active = await self._device_checks(claims, epoch)
         # (7) possession, per request (RFC 9449 section 7): a DPoP-bound token only with a proof
-        if active.claims.get("binding") == DPOP and presented.scheme != "dpop":
+        if claims.get("binding") == DPOP and presented.scheme != "dpop":
             raise InactiveTokenError(
                 "dpop.scheme", "DPoP-bound token presented as bearer", challenge=DPOP_CHALLENGE
             )
-        if presented.scheme == "dpop":
-            await self._check_proof(presented, active.device.jkt, target)
+        if refusal is not None:
+            raise refusal
+        if not fresh:
+            raise InactiveTokenError(
+                "dpop.replay", "DPoP proof jti already used", challenge=DPOP_CHALLENGE
+            )
         return active
 
     async def status(self, token: str) -> ActiveToken:
         """Steps (1)-(6) only, for the token's holder asking whether it is still good: the
         answer grants nothing, so no proof of possession is needed."""
-        return await self._active(token, None)
+        return await self._device_checks(self._claims(token, None), None)
 
-    async def _active(self, token: str, requested_audience: str | None) -> ActiveToken:
+    def _claims(self, token: str, requested_audience: str | None) -> dict[str, Any]:
         # (1) a token, bounded in size
         if not token or len(token) > MAX_TOKEN_CHARS:
             raise InactiveTokenError("token", "missing or oversized token")
         # (2) ES256 by a published key, exp / iat / iss, and aud: the configured forward-auth
         #     audience always wins over anything in the request (DESIGN: access token)
-        claims = self._claims(token, self.audience or requested_audience or None)
+        try:
+            claims = self._issuer.verify(
+                token, audience=self.audience or requested_audience or None
+            )
+        except AttestError as exc:
+            raise InactiveTokenError("token", f"{exc.__class__.__name__}: {exc}") from exc
         # (3) lifetime within the policy's maximum, so a token minted longer is refused
         ttl = int(claims["exp"]) - int(claims["iat"])
         limit = self._policy().token.ttl_s
         if ttl > limit:
             raise InactiveTokenError("token.lifetime", f"lifetime {ttl} s exceeds {limit} s")
+        return claims
+
+    async def _device_checks(self, claims: dict[str, Any], epoch: int | None) -> ActiveToken:
         # (4) the device exists and is neither revoked nor erased as of a read that started
         #     after this request arrived (revocation at once, every replica)
-        device = await self._rows.device(str(claims["sub"]))
+        device = await self._rows.device(str(claims["sub"]), epoch=epoch)
         if device is None or not device.active:
             raise InactiveTokenError("device", "device unknown, revoked or erased")
         # (5) the token is bound to the device key it was issued for (cnf.jkt)
@@ -192,11 +224,20 @@ class TokenChecker:
             raise InactiveTokenError("token.audit", "no audited allow names this token id")
         return ActiveToken(claims, device)
 
-    async def _check_proof(
-        self, presented: Presented, jkt: str, target: Callable[[], RequestTarget] | None
-    ) -> None:
+    def _verify_proof(
+        self,
+        presented: Presented,
+        claims: dict[str, Any],
+        target: Callable[[], RequestTarget] | None,
+    ) -> VerifiedProof:
+        # (7) the proof covers this request and is signed by the key cnf.jkt names (RFC 9449
+        #     section 4.3); step (5) then ties cnf.jkt to the enrolled device key
         if presented.proof is None:
             raise InactiveTokenError("dpop.proof", "no DPoP proof", challenge=DPOP_CHALLENGE)
+        cnf = claims.get("cnf")
+        jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+        if not isinstance(jkt, str):
+            raise InactiveTokenError("cnf", "the token has no cnf.jkt to check a proof against")
         if target is None:
             raise InactiveTokenError("dpop.target", "no request to check the proof against")
         try:
@@ -205,15 +246,14 @@ class TokenChecker:
             raise InactiveTokenError(
                 "dpop.target", f"{exc}: {exc.fix}", challenge=DPOP_CHALLENGE
             ) from exc
-        now = self._clock()
         try:
-            proof = verify_proof(
+            return verify_proof(
                 presented.proof,
                 expected_htm=request.htm,
                 expected_htu=request.htu,
                 expected_jkt=jkt,
                 access_token=presented.token,
-                now=now,
+                now=self._clock(),
                 max_age=self._max_age,
                 accepted_nonces=self._nonces.accepted() if self._nonces.enabled else None,
             )
@@ -221,9 +261,3 @@ class TokenChecker:
             raise DpopNonceError(self._nonces.current()) from exc
         except DpopProofError as exc:
             raise InactiveTokenError(exc.step, str(exc), challenge=DPOP_CHALLENGE) from exc
-        # (8) the proof id is new to every replica within the iat window (section 11.1)
-        expires_at = proof.iat + self._max_age + DEFAULT_LEEWAY + 1
-        if not await self._replay.spend(jkt=jkt, jti=proof.jti, expires_at=expires_at):
-            raise InactiveTokenError(
-                "dpop.replay", "DPoP proof jti already used", challenge=DPOP_CHALLENGE
-            )

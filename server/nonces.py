@@ -100,21 +100,40 @@ class ChallengeNonces:
         expires_at: int = struct.unpack(">I", head[:_EXPIRY])[0]
         return expires_at
 
-    def spend(
-        self, nonce: str, *, binding: str, now: int, audit: AuditEvent | None = None
-    ) -> tuple[NonceOutcome, AuditRecord | None]:
-        """Spend a nonce once, with ``audit`` in the same commit (DESIGN: attest)."""
+    def _check(self, nonce: str, *, binding: str, now: int) -> NonceOutcome | int:
+        """Steps (1)-(2) of a spend: the nonce's expiry, or why it cannot be spent."""
         # (1) issued by this verifier for this binding: another device's nonce, or one for
         #     another enrollment token, fails the MAC exactly like a forged one
         expires_at = self._expires_at(nonce, binding=binding)
         if expires_at is None:
-            return NonceOutcome.UNKNOWN, None
+            return NonceOutcome.UNKNOWN
         # (2) fresh
         if expires_at <= now:
-            return NonceOutcome.EXPIRED, None
+            return NonceOutcome.EXPIRED
+        return expires_at
+
+    def spend(
+        self, nonce: str, *, binding: str, now: int, audit: AuditEvent | None = None
+    ) -> tuple[NonceOutcome, AuditRecord | None]:
+        """Spend a nonce once, with ``audit`` in the same commit (DESIGN: attest)."""
+        checked = self._check(nonce, binding=binding, now=now)
+        if isinstance(checked, NonceOutcome):
+            return checked, None
         # (3) single use: exactly one insert of this nonce succeeds, across replicas
         return self._store.spend_nonce(
-            nonce, binding=binding, expires_at=expires_at, now=now, audit=audit
+            nonce, binding=binding, expires_at=checked, now=now, audit=audit
+        )
+
+    async def spend_async(
+        self, nonce: str, *, binding: str, now: int, audit: AuditEvent | None = None
+    ) -> tuple[NonceOutcome, AuditRecord | None]:
+        """``spend`` awaited on the event loop (the verifier's hot path)."""
+        checked = self._check(nonce, binding=binding, now=now)
+        if isinstance(checked, NonceOutcome):
+            return checked, None
+        # (3) as in ``spend``
+        return await self._store.spend_nonce_async(
+            nonce, binding=binding, expires_at=checked, now=now, audit=audit
         )
 
 

@@ -144,6 +144,14 @@ def build_runtime(config: ServerConfig, *, clock: Callable[[], float] = time.tim
     keys = KeyRingFile(config.keys_dir)
     issuer = TokenIssuer(keys, issuer=config.issuer, clock=clock)
     nonces = ChallengeNonces(load_nonce_key(config.keys_dir), store)
+    access = AccessService(
+        config,
+        store=store,
+        issuer=issuer,
+        policy=lambda: live.policy,
+        usage_retention_days=lambda: observed_retention_days(live.manifest),
+        clock=clock,
+    )
     verifier = Verifier(
         store=store,
         nonces=nonces,
@@ -152,6 +160,7 @@ def build_runtime(config: ServerConfig, *, clock: Callable[[], float] = time.tim
         policy=lambda: live.policy,
         nonce_ttl_s=config.nonce_ttl_s,
         max_iat_skew_s=config.max_iat_skew_s,
+        devices=access.rows.device,  # cached per process, revocation effective at once
         clock=clock,
     )
     return Runtime(
@@ -172,12 +181,5 @@ def build_runtime(config: ServerConfig, *, clock: Callable[[], float] = time.tim
         metrics=metrics,
         ip_limiter=TokenBucketLimiter(config.rate_limit_per_minute),
         device_limiter=TokenBucketLimiter(config.device_rate_limit_per_minute),
-        access=AccessService(
-            config,
-            store=store,
-            issuer=issuer,
-            policy=lambda: live.policy,
-            usage_retention_days=lambda: observed_retention_days(live.manifest),
-            clock=clock,
-        ),
+        access=access,
     )

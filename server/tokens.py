@@ -21,8 +21,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from attest.b64 import b64url_decode
-from attest.errors import FormatError
+from attest.errors import FormatError, VerificationError
+from attest.jose import check_es256_header, parse_compact, verify_es256
 from attest.jwk import jwk_thumbprint, public_jwk
 from attest.privatefile import ensure_private_dir, write_private_atomic
 from attest.strictjson import parse_json_object
@@ -31,6 +31,7 @@ from server.errors import ConfigError
 TOKEN_TYP = "at+jwt"  # noqa: S105 (a media type, not a secret)
 BEARER = "bearer"
 DPOP = "dpop"
+MAX_VERIFIED_TOKENS = 50_000
 
 
 def assurance(binding: str) -> dict[str, str]:
@@ -75,6 +76,8 @@ class KeyRing:
             )
         self.keys = keys
         self.active = active[-1]
+        # public keys built once per ring: deriving one from its private key is not free
+        self._public = {k.kid: k.private_key.public_key() for k in keys}
 
     @classmethod
     def load(cls, directory: Path) -> KeyRing:
@@ -156,7 +159,7 @@ class KeyRing:
 
     def public_key(self, kid: str) -> ec.EllipticCurvePublicKey | None:
         """The public key for ``kid``, if published."""
-        return next((k.private_key.public_key() for k in self.keys if k.kid == kid), None)
+        return self._public.get(kid)
 
 
 @dataclass(frozen=True)
@@ -231,6 +234,7 @@ class TokenIssuer:
         )
         self.issuer = issuer
         self._clock = clock
+        self._verified = VerifiedTokens()
 
     @property
     def ring(self) -> KeyRing:
@@ -273,29 +277,87 @@ class TokenIssuer:
         return IssuedToken(token=token, jti=str(claims["jti"]), expires_in=ttl_s, claims=claims)
 
     def verify(self, token: str, *, audience: str | None = None) -> dict[str, Any]:
-        """Decode and verify a token this verifier issued; raises jwt.PyJWTError."""
-        try:
-            # bounded JSON, duplicates refused; the header only (PyJWT decodes the rest)
-            header = parse_json_object(b64url_decode(token.split(".", 1)[0]), what="JWS header")
-        except FormatError as exc:
-            raise jwt.DecodeError(f"token: {exc}") from exc
-        key = self.ring.public_key(str(header.get("kid", "")))
+        """The claims of a token this verifier issued, checked now; raises ``AttestError``
+        (``FormatError``, ``AlgorithmError``, ``SignatureError``, ``VerificationError``).
+
+        The signature check of a token string is remembered (``VerifiedTokens``): it is a pure
+        function of the bytes and the published key, and a coding tool presents one token on
+        every request until it expires. The key's publication, the time and the audience
+        are checked again on every call.
+        """
+        ring = self.ring
+        now = self._clock()
+        verified = self._verified.get(token)
+        if verified is None:
+            verified = self._verify_signed(token, ring)
+            self._verified.remember(token, verified, now=now)
+        kid, claims = verified
+        # (5) the key is still published (a dropped key takes its tokens with it)
+        if ring.public_key(kid) is None:
+            raise VerificationError("the token was signed by a key that is no longer published")
+        # (6) in force now: exp in the future, iat and nbf not (RFC 7519 4.1.4-4.1.6, no leeway)
+        if claims["exp"] <= now:
+            raise VerificationError("the token has expired")
+        if claims["iat"] > now or claims.get("nbf", 0) > now:
+            raise VerificationError("the token is not valid yet")
+        # (7) the audience, when the caller requires one (RFC 7519 4.1.3)
+        if audience is not None:
+            aud = claims.get("aud")
+            audiences = [aud] if isinstance(aud, str) else aud
+            if not isinstance(audiences, list) or audience not in audiences:
+                raise VerificationError("the token is not for this audience")
+        return dict(claims)
+
+    def _verify_signed(self, token: str, ring: KeyRing) -> tuple[str, dict[str, Any]]:
+        # (1) a compact JWS, ES256 only, typ at+jwt (RFC 9068 section 4), a published kid
+        jws = parse_compact(token)
+        kid = check_es256_header(jws.header, expected_typ=TOKEN_TYP)
+        key = ring.public_key(kid)
         if key is None:
-            raise jwt.InvalidKeyError("unknown kid")
-        options = {
-            "require": ["exp", "iat", "sub", "jti", "iss"],
-            "verify_aud": audience is not None,
-        }
-        claims: dict[str, Any] = jwt.decode(
-            token,
-            key,
-            algorithms=["ES256"],
-            issuer=self.issuer,
-            audience=audience,
-            options=options,  # type: ignore[arg-type]
-            leeway=0,
-        )
-        return claims
+            raise VerificationError("the token's kid is not a published key")
+        # (2) the signature over the exact signed bytes
+        verify_es256(jws, expected_key=key)
+        # (3) the claims: bounded JSON object, duplicates refused, required members typed
+        claims = parse_json_object(jws.payload, what="token claims")
+        for name in ("exp", "iat"):
+            if not _is_int(claims.get(name)):
+                raise FormatError(f"the token needs an integer {name!r} claim")
+        if "nbf" in claims and not _is_int(claims["nbf"]):
+            raise FormatError("the token's 'nbf' claim must be an integer")
+        for name in ("sub", "jti", "iss"):
+            if not isinstance(claims.get(name), str):
+                raise FormatError(f"the token needs a string {name!r} claim")
+        # (4) issued by this verifier
+        if claims["iss"] != self.issuer:
+            raise VerificationError("the token was issued by another verifier")
+        return kid, claims
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class VerifiedTokens:
+    """Token strings whose signature and claims structure passed, until they expire.
+
+    Only tokens that passed are kept, so a flood of forged tokens cannot fill it; at
+    ``max_tokens`` the expired ones go, and if none has, all of them.
+    """
+
+    def __init__(self, *, max_tokens: int = MAX_VERIFIED_TOKENS) -> None:
+        self._max = max_tokens
+        self._tokens: dict[str, tuple[str, dict[str, Any]]] = {}
+
+    def get(self, token: str) -> tuple[str, dict[str, Any]] | None:
+        """``(kid, claims)`` of a token that passed, or None."""
+        return self._tokens.get(token)
+
+    def remember(self, token: str, verified: tuple[str, dict[str, Any]], *, now: float) -> None:
+        """Keep a token that passed steps (1)-(4) of ``TokenIssuer.verify``."""
+        if len(self._tokens) >= self._max:
+            live = {t: v for t, v in self._tokens.items() if v[1]["exp"] > now}
+            self._tokens = live if len(live) < self._max // 2 else {}
+        self._tokens[token] = verified
 
 
 def token_type(claims: dict[str, Any]) -> str:

@@ -6,11 +6,14 @@ and answered to the network with a uniform problem. Step numbers follow DESIGN (
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from attest.errors import AlgorithmError, FormatError, SignatureError
 from attest.evidence import EvidenceClaims, parse_evidence, verify_evidence_signature
@@ -30,6 +33,10 @@ from server.signals import SignalValueError, check_signal_values
 from server.store import AuditEvent, AuditRecord, DeviceRecord, NonceOutcome, Store
 from server.tokens import IssuedToken, TokenIssuer, new_jti
 
+MAX_CACHED_KEYS = 100_000  # loaded device keys kept per process (x, y -> key)
+DeviceLookup = Callable[[str], Awaitable[DeviceRecord | None]]
+"""The device row by id, as of a read that started after the call (``server.access``)."""
+
 _REJECTED = "the evidence was not accepted; run 'envattest attest' again, and if this persists ask your administrator to check the audit log"  # noqa: E501
 
 
@@ -48,8 +55,23 @@ def device_binding(device_id: str) -> str:
     return f"device:{device_id}"
 
 
+def store_lookup(store: Store) -> DeviceLookup:
+    """Device rows read from ``store`` directly (for stores that live in memory)."""
+
+    async def lookup(device_id: str) -> DeviceRecord | None:
+        return store.get_device(device_id)
+
+    return lookup
+
+
 class Verifier:
-    """Verifies evidence for enrolled devices against the manifest and the policy."""
+    """Verifies evidence for enrolled devices against the manifest and the policy.
+
+    ``challenge`` and ``attest`` run on the event loop: device rows come from ``devices``
+    (per-process cache, revocation effective at once) and the spend is awaited on the group
+    committer, so no request holds a thread. Refusals before the spend (steps 1-4) are
+    audited through a worker thread: they are rare and must not stall the loop on a commit.
+    """
 
     def __init__(
         self,
@@ -61,9 +83,12 @@ class Verifier:
         policy: Callable[[], Policy],
         nonce_ttl_s: int,
         max_iat_skew_s: int,
+        devices: DeviceLookup | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        self._device = devices or store_lookup(store)
+        self._keys: dict[tuple[str, str], ec.EllipticCurvePublicKey] = {}
         self.nonces = nonces
         self.issuer = issuer
         self._manifest = manifest
@@ -72,11 +97,11 @@ class Verifier:
         self.max_iat_skew_s = max_iat_skew_s
         self._clock = clock
 
-    def challenge(self, device_id: str) -> IssuedNonce:
+    async def challenge(self, device_id: str) -> IssuedNonce:
         """A nonce bound to an enrolled, active device. Nothing is stored (``server.nonces``),
         so anyone may ask for any device id without crowding out the device's own nonces;
         a refusal is not audited, so a flood does not write the audit log either."""
-        device = self.store.get_device(device_id)
+        device = await self._device(device_id)
         if device is None or not device.active:
             raise AttestationRejectedError(
                 "this device is not enrolled or was revoked; run 'envattest init' to enroll",
@@ -86,18 +111,17 @@ class Verifier:
             device_binding(device_id), now=int(self._clock()), ttl_s=self.nonce_ttl_s
         )
 
-    def _reject(self, error: ProblemError, device_id: str | None, step: str) -> ProblemError:
-        self.store.append_audit(
-            AuditEvent(
-                "attest.rejected",
-                device_id,
-                "reject",
-                {"step": step, "reason": error.audit_detail, "problem": error.slug},
-            )
+    async def _reject(self, error: ProblemError, device_id: str | None, step: str) -> ProblemError:
+        event = AuditEvent(
+            "attest.rejected",
+            device_id,
+            "reject",
+            {"step": step, "reason": error.audit_detail, "problem": error.slug},
         )
+        await asyncio.get_running_loop().run_in_executor(None, self.store.append_audit, event)
         return error
 
-    def attest(self, body: bytes) -> AttestationOutcome:
+    async def attest(self, body: bytes) -> AttestationOutcome:
         """Run every check in order; raise a ProblemError on the first refusal."""
         now = int(self._clock())
         # (1) parse at the boundary, keeping the exact signed bytes (DESIGN: attest)
@@ -105,25 +129,23 @@ class Verifier:
         try:
             evidence = parse_evidence(body)
         except (FormatError, AlgorithmError) as exc:
-            raise self._reject(
+            raise await self._reject(
                 AttestationRejectedError(_REJECTED, audit_detail=f"parse: {exc}"), None, "parse"
             ) from exc
         # (3) a known device that is neither revoked nor erased
-        device = self.store.get_device(evidence.kid)
+        device = await self._device(evidence.kid)
         if device is None or not device.active:
             state = "unknown" if device is None else "revoked or erased"
-            raise self._reject(
+            raise await self._reject(
                 AttestationRejectedError(_REJECTED, audit_detail=f"device {state}"),
                 None if device is None else device.device_id,
                 "device",
             )
         # (4) signature with the enrolled key, over the exact bytes received
         try:
-            verified = verify_evidence_signature(
-                evidence, expected_key=load_public_jwk(device.public_jwk)
-            )
+            verified = verify_evidence_signature(evidence, expected_key=self._public_key(device))
         except SignatureError as exc:
-            raise self._reject(
+            raise await self._reject(
                 AttestationRejectedError(_REJECTED, audit_detail=f"signature: {exc}"),
                 device.device_id,
                 "signature",
@@ -137,7 +159,7 @@ class Verifier:
         refusal = self._check_claims(claims, manifest=manifest, skew=skew)
         if refusal is not None:
             error, step = refusal
-            self._settle_or_reject(
+            await self._settle_or_reject(
                 claims.nonce, binding, now, device,
                 AuditEvent(
                     "attest.rejected",
@@ -162,7 +184,7 @@ class Verifier:
         )
         # (10) nonce spent and audit record committed together, before any token exists
         jti = new_jti() if decision.allow else None
-        record = self._settle_or_reject(
+        record = await self._settle_or_reject(
             claims.nonce, binding, now, device,
             AuditEvent(
                 "attest",
@@ -189,12 +211,24 @@ class Verifier:
         )
         return AttestationOutcome(decision, token, device, record.seq)
 
-    def _settle_or_reject(
+    def _public_key(self, device: DeviceRecord) -> ec.EllipticCurvePublicKey:
+        """The device's enrolled key, loaded once per process for the same key material."""
+        material = (device.public_jwk.get("x", ""), device.public_jwk.get("y", ""))
+        key = self._keys.get(material)
+        if key is None:
+            if len(self._keys) >= MAX_CACHED_KEYS:
+                self._keys.clear()
+            key = self._keys[material] = load_public_jwk(device.public_jwk)
+        return key
+
+    async def _settle_or_reject(
         self, nonce: str, binding: str, now: int, device: DeviceRecord, event: AuditEvent
     ) -> AuditRecord:
-        outcome, record = self.nonces.spend(nonce, binding=binding, now=now, audit=event)
+        outcome, record = await self.nonces.spend_async(
+            nonce, binding=binding, now=now, audit=event
+        )
         if outcome is not NonceOutcome.CONSUMED or record is None:
-            raise self._reject(
+            raise await self._reject(
                 AttestationRejectedError(_REJECTED, audit_detail=f"nonce {outcome.value}"),
                 device.device_id,
                 "nonce",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from dataclasses import replace
 
 from agent.collectors import CollectionContext
@@ -66,12 +67,13 @@ def device_proxy(
 
     serialized: KeyProvider = SerializedKey(key)
     release: Callable[[], None] = lambda: None  # noqa: E731
+    executor: Executor | None = None
     if key.name is ProviderName.TPM2:
         from attest.keys.tpm2 import Tpm2Key
 
         if isinstance(key, Tpm2Key):
             held = HeldKey(key, key.held_signer)
-            serialized, release = held, held.close
+            serialized, release, executor = held, held.close, held.executor
 
     def obtain_for(endpoint: ProxyEndpoint) -> ObtainToken:
         seen = replace(
@@ -85,9 +87,11 @@ def device_proxy(
         upstream=upstream,
         obtain_for=obtain_for,
         proof=device_proof_factory(serialized),
-        verify=ssl_context(ca_file) if upstream.origin.startswith("https://") else True,
+        tls=ssl_context(ca_file) if upstream.origin.startswith("https://") else None,
+        proxy_env=context.env,
         port=port,
         offload_signing=key.name is not ProviderName.SOFTWARE,
+        signing_executor=executor,
         report=report,
         refresh_fraction=refresh_fraction,
         on_stop=release,

@@ -2,7 +2,8 @@
 
 A TPM signature through ``Tpm2Key.sign`` costs a connection, a primary-key creation and a key
 load before the one command that signs; per request that dominates the proxy's latency. The
-proxy signs instead through ``Tpm2Key.held_signer`` on one worker thread, and closes it after
+proxy signs instead through ``Tpm2Key.held_signer`` on one worker thread, which also makes the
+rest of each proof (``executor``: one thread hop per proof, not two), and closes it after
 ``IDLE_S`` without use, because a TPM without a resource manager (a simulator, ``/dev/tpm0``)
 serves one connection at a time and other ``envattest`` commands must get their turn.
 """
@@ -13,7 +14,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -38,7 +39,10 @@ class HeldKey:
         self._open = open_session
         self._idle_s = idle_s
         self._clock = clock
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="envattest-key")
+        self._worker = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="envattest-key", initializer=self._note_worker
+        )
+        self._worker_thread: int | None = None
         self._session: contextlib.ExitStack | None = None
         self._sign: Callable[[bytes], bytes] | None = None
         self._last_use = 0.0
@@ -55,9 +59,19 @@ class HeldKey:
         """The wrapped key's attestation, on the key's thread with the session released."""
         return self._worker.submit(self._attestation_here, nonce).result()
 
+    @property
+    def executor(self) -> Executor:
+        """The key's own thread: work submitted here signs without another hop."""
+        return self._worker
+
     def sign(self, data: bytes) -> bytes:
         """ES256 through the held session (opened on first use); callable from any thread."""
+        if threading.get_ident() == self._worker_thread:
+            return self._sign_here(data)
         return self._worker.submit(self._sign_here, data).result()
+
+    def _note_worker(self) -> None:
+        self._worker_thread = threading.get_ident()
 
     def close(self) -> None:
         """Release the session and stop the worker (once; later calls do nothing)."""

@@ -34,7 +34,8 @@ TOOL_CREDENTIALS = frozenset(
     {b"authorization", b"x-api-key", b"api-key", b"x-goog-api-key", b"dpop"}
 )
 """Credential headers coding tools send; all are dropped, the device's credential is set."""
-_SET_BY_CLIENT = frozenset({b"host", b"content-length", SECRET_HEADER.encode()})
+_SET_BY_CLIENT = frozenset({b"host", b"content-length", b"expect", SECRET_HEADER.encode()})
+"""Set by the proxy for the gateway (the body is complete before it is sent: no `Expect`)."""
 
 
 class UpstreamError(AgentError):

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
-
-import httpx
 
 from agent.proxy.credentials import (
     Clock,
@@ -27,9 +26,11 @@ from agent.proxy.credentials import (
     RequestCredentials,
     TokenSource,
 )
+from agent.proxy.pool import ConnectionPool, Origin
 from agent.proxy.rewrite import Upstream
 from agent.proxy.secret import RunSecret
 from agent.proxy.server import ProxyServer
+from agent.proxy.tunnel import gateway_proxy, tunnel_through
 from attest.keys import KeyClass, KeyProvider, ProviderName
 
 CONNECT_TIMEOUT_S = 15.0
@@ -82,18 +83,11 @@ class SerializedKey:
 
 
 def device_proof_factory(key: KeyProvider) -> ProofFactory:
-    """DPoP proofs signed by the device key (``attest.dpop``, the verifier's own module)."""
-    from attest.dpop import create_proof
+    """DPoP proofs signed by the device key (``attest.dpop``, the verifier's own module); the
+    header with the public key is encoded once, only the claims and signature per proof."""
+    from attest.dpop import ProofSigner
 
-    jwk = key.public_jwk()
-
-    def proof(htm: str, htu: str, access_token: str, nonce: str | None) -> str:
-        return create_proof(
-            signer=key.sign, public_jwk=jwk, htm=htm, htu=htu,
-            access_token=access_token, nonce=nonce,
-        )  # fmt: skip
-
-    return proof
+    return ProofSigner(key.sign, key.public_jwk()).proof
 
 
 def bind_loopback(port: int) -> socket.socket:
@@ -122,9 +116,11 @@ class BackgroundProxy:
         upstream: Upstream,
         obtain_for: Callable[[ProxyEndpoint], ObtainToken],
         proof: ProofFactory | None,
-        verify: Any = True,
+        tls: ssl.SSLContext | None = None,
+        proxy_env: Mapping[str, str] | None = None,
         port: int = 0,
         offload_signing: bool = False,
+        signing_executor: Executor | None = None,
         secret: RunSecret | None = None,
         clock: Clock = time.time,
         refresh_fraction: float | None = None,
@@ -136,9 +132,11 @@ class BackgroundProxy:
         self.secret = secret or RunSecret.generate()
         self._obtain_for = obtain_for
         self._proof = proof
-        self._verify = verify
+        self._tls = tls
+        self._proxy_env: Mapping[str, str] = proxy_env or {}
         self._port = port
         self._offload = offload_signing
+        self._signing_executor = signing_executor
         self._clock = clock
         self._refresh: Mapping[str, float] = (
             {} if refresh_fraction is None else {"refresh_fraction": refresh_fraction}
@@ -191,16 +189,21 @@ class BackgroundProxy:
             self._obtain_for(endpoint), clock=self._clock, report=self._report, **self._refresh
         )
         self.tokens = tokens
-        executor = ThreadPoolExecutor(max_workers=1) if self._offload else None
-        timeout = httpx.Timeout(CONNECT_TIMEOUT_S, read=READ_TIMEOUT_S)
-        async with httpx.AsyncClient(verify=self._verify, timeout=timeout) as client:
+        try:
+            pool = self._pool()
+        except BaseException:
+            sock.close()
+            raise
+        owned = ThreadPoolExecutor(max_workers=1) if self._offload else None
+        executor = self._signing_executor or owned
+        try:
             try:
                 await tokens.current()  # a refusal stops here, before any tool runs
                 server = ProxyServer(
                     upstream=self.upstream,
                     secret=self.secret,
                     credentials=RequestCredentials(tokens, self._proof, signing_executor=executor),
-                    client=client,
+                    pool=pool,
                 )
                 listening = await asyncio.start_server(server.serve_connection, sock=sock)
             except BaseException:
@@ -214,8 +217,26 @@ class BackgroundProxy:
             finally:
                 refresher.cancel()
                 listening.close()
-                if executor is not None:
-                    executor.shutdown(wait=False)
+        finally:
+            await pool.aclose()
+            if owned is not None:
+                owned.shutdown(wait=False)
+
+    def _pool(self) -> ConnectionPool:
+        origin = Origin.parse(self.upstream.origin)
+        tls = self._tls
+        if tls is None and origin.scheme == "https":
+            from agent.client import ssl_context
+
+            tls = ssl_context(None)
+        proxy = gateway_proxy(self._proxy_env, origin)
+        return ConnectionPool(
+            origin,
+            tls=tls,
+            connect_timeout_s=CONNECT_TIMEOUT_S,
+            read_timeout_s=READ_TIMEOUT_S,
+            tunnel=None if proxy is None else tunnel_through(proxy),
+        )
 
 
 def issued_now(access_token: str, token_type: str, expires_in: int, clock: Clock) -> IssuedToken:

@@ -1,22 +1,25 @@
-"""The loopback proxy: HTTP/1.1 from the tool (h11 on asyncio), HTTPS to the gateway (httpx).
+"""The loopback proxy: HTTP/1.1 from the tool and to the gateway, h11 on asyncio both ways.
 
 Per request: (1) the per-run secret admits it, (2) the tool's credentials are dropped and the
 device's token and a fresh DPoP proof are set (RFC 9449 section 7.1), (3) a ``use_dpop_nonce``
 challenge is answered once with the gateway's nonce (section 9), (4) the answer streams back
-chunk by chunk as it arrives, so server-sent events are never held back.
+chunk by chunk as it arrives, so server-sent events are never held back. A kept-alive
+connection the gateway closed at the moment of reuse is replaced and the request sent again,
+with a new proof, only for idempotent methods (``pool.retry_safe``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 
 import h11
-import httpx
 
-from agent.client import tls_trust_failure
 from agent.errors import AccessDeniedError, AgentError, ServerUnreachableError
 from agent.proxy.credentials import IssuedToken, RequestCredentials
+from agent.proxy.h11client import GatewayError, StaleConnectionError, UpstreamResponse
+from agent.proxy.pool import ConnectionPool, GatewayTlsError, retry_safe
 from agent.proxy.rewrite import Upstream, UpstreamError, request_headers, response_headers
 from agent.proxy.secret import SECRET_HEADER, RunSecret
 
@@ -42,13 +45,12 @@ def refusal_body(message: str) -> bytes:
     return json.dumps(doc).encode()
 
 
-def nonce_challenge(response: httpx.Response) -> str | None:
+def nonce_challenge(response: UpstreamResponse) -> str | None:
     """The gateway's new nonce if ``response`` is a ``use_dpop_nonce`` challenge."""
     if response.status_code not in (400, 401):
         return None
-    nonce: str = response.headers.get("dpop-nonce", "")
-    challenge: str = response.headers.get("www-authenticate", "")
-    return nonce if nonce and "use_dpop_nonce" in challenge else None
+    nonce = response.header(b"dpop-nonce")
+    return nonce if nonce and "use_dpop_nonce" in response.header(b"www-authenticate") else None
 
 
 def _refusal_for(exc: AgentError) -> ProxyRefusal:
@@ -62,6 +64,21 @@ def _refusal_for(exc: AgentError) -> ProxyRefusal:
     return ProxyRefusal(403, f"envattest: no access token: {exc}")
 
 
+@dataclass(frozen=True)
+class _Outgoing:
+    """A tool's request as it goes to the gateway, kept for a second attempt."""
+
+    method: bytes
+    target: bytes
+    url: str
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+    @property
+    def method_text(self) -> str:
+        return self.method.decode("ascii")
+
+
 class ProxyServer:
     """Forwards admitted requests to one upstream with the device's credential."""
 
@@ -71,12 +88,13 @@ class ProxyServer:
         upstream: Upstream,
         secret: RunSecret,
         credentials: RequestCredentials,
-        client: httpx.AsyncClient,
+        pool: ConnectionPool,
     ) -> None:
         self.upstream = upstream
         self.secret = secret
         self.credentials = credentials
-        self.client = client
+        self.pool = pool
+        self._base_path = upstream.base_path.encode("ascii")
 
     async def serve_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -100,7 +118,7 @@ class ProxyServer:
             if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
                 bad_request = ProxyRefusal(400, f"envattest proxy: bad request: {exc}")
                 await self._refuse(conn, writer, bad_request)
-        except (ConnectionError, h11.LocalProtocolError, httpx.HTTPError):
+        except (ConnectionError, h11.LocalProtocolError, GatewayError):
             pass  # the tool went away, or the gateway broke off mid-answer: close
         finally:
             writer.close()
@@ -148,22 +166,27 @@ class ProxyServer:
             url = self.upstream.url_for(target)
         except (UpstreamError, UnicodeDecodeError):
             raise ProxyRefusal(400, "envattest proxy: only origin-form ASCII targets") from None
-        method = request.method.decode("ascii")
-        headers = request_headers(request.headers)
+        outgoing = _Outgoing(
+            method=request.method,
+            target=self._base_path + target,
+            url=url,
+            headers=request_headers(request.headers),
+            body=body,
+        )
         # (2) the device's credential replaces the tool's
         token = await self._token()
-        response = await self._send(method, url, headers, body, token)
+        response = await self._send(outgoing, token)
         # (3) one retry when the gateway asks for its DPoP nonce (RFC 9449 section 9)
         nonce = nonce_challenge(response) if token.dpop_bound else None
         if nonce is not None:
             self.credentials.nonce = nonce
-            await response.aclose()
-            response = await self._send(method, url, headers, body, token)
+            await response.discard()
+            response = await self._send(outgoing, token)
         if response.status_code == 401 and nonce_challenge(response) is None:
             self.credentials.tokens.invalidate(token)  # revoked? the next request re-attests
         # (4) stream the answer back unbuffered
         try:
-            if fresh_nonce := response.headers.get("dpop-nonce"):
+            if fresh_nonce := response.header(b"dpop-nonce"):
                 self.credentials.nonce = fresh_nonce
             await self._relay(conn, writer, response)
         finally:
@@ -175,46 +198,58 @@ class ProxyServer:
         except AgentError as exc:
             raise _refusal_for(exc) from exc
 
-    async def _send(
-        self, method: str, url: str, headers: list[tuple[bytes, bytes]], body: bytes,
-        token: IssuedToken,
-    ) -> httpx.Response:  # fmt: skip
-        try:
-            auth = await self.credentials.headers(method, url, token)
-        except AgentError as exc:
-            raise _refusal_for(exc) from exc
-        # httpx.Request, not client.build_request: no client default headers are added
-        request = httpx.Request(method, url, headers=[*headers, *auth], content=body)
-        try:
-            return await self.client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            if tls_trust_failure(exc) is not None:
+    async def _send(self, outgoing: _Outgoing, token: IssuedToken) -> UpstreamResponse:
+        for attempt in (1, 2):
+            try:  # a new proof per attempt: the gateway may have spent the first one
+                auth = await self.credentials.headers(outgoing.method_text, outgoing.url, token)
+            except AgentError as exc:
+                raise _refusal_for(exc) from exc
+            try:
+                return await self.pool.request(
+                    outgoing.method, outgoing.target, [*outgoing.headers, *auth], outgoing.body
+                )
+            except StaleConnectionError as exc:
+                if attempt == 1 and retry_safe(outgoing.method):
+                    continue
+                raise self._unreachable(exc) from exc
+            except GatewayTlsError as exc:
                 raise ProxyRefusal(
                     502,
                     f"envattest proxy: the TLS certificate of {self.upstream.origin} is not "
-                    "trusted; if your organisation uses a private CA, pass --ca-file CA.pem",
+                    f"trusted ({exc}); if your organisation uses a private CA, pass "
+                    "--ca-file CA.pem",
                 ) from exc
-            raise ProxyRefusal(
-                502,
-                f"envattest proxy: cannot reach the gateway at {self.upstream.origin} "
-                f"({exc.__class__.__name__}: {exc}); check --upstream and the network",
-            ) from exc
+            except GatewayError as exc:
+                raise self._unreachable(exc) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _unreachable(self, exc: GatewayError) -> ProxyRefusal:
+        return ProxyRefusal(
+            502,
+            f"envattest proxy: cannot reach the gateway at {self.upstream.origin} "
+            f"({exc}); check --upstream and the network",
+        )
 
     async def _relay(
-        self, conn: h11.Connection, writer: asyncio.StreamWriter, response: httpx.Response
+        self, conn: h11.Connection, writer: asyncio.StreamWriter, response: UpstreamResponse
     ) -> None:
         head = h11.Response(
             status_code=response.status_code,
-            headers=response_headers(response.headers.raw),
-            reason=response.reason_phrase.encode("ascii", errors="replace"),
+            headers=response_headers(response.headers),
+            reason=response.reason,
         )
-        writer.write(conn.send(head))
-        await writer.drain()
-        async for chunk in response.aiter_raw():
-            writer.write(conn.send(h11.Data(data=chunk)))
-            await writer.drain()
-        writer.write(conn.send(h11.EndOfMessage()))
-        await writer.drain()
+        # what one read from the gateway delivered goes out in one write, at once: the head
+        # with any body bytes that came with it, the last event with the end of the answer
+        pending = conn.send(head) or b""
+        async for data, ended in response.pieces():
+            if data:
+                pending += conn.send(h11.Data(data=data)) or b""
+            if ended:
+                pending += conn.send(h11.EndOfMessage()) or b""
+            if pending:
+                writer.write(pending)
+                pending = b""
+                await writer.drain()
 
     async def _refuse(
         self, conn: h11.Connection, writer: asyncio.StreamWriter, refusal: ProxyRefusal
@@ -224,9 +259,9 @@ class ProxyServer:
         body = refusal_body(refusal.message)
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
         try:
-            writer.write(conn.send(h11.Response(status_code=refusal.status, headers=headers)))
-            writer.write(conn.send(h11.Data(data=body)))
-            writer.write(conn.send(h11.EndOfMessage()))
+            head = conn.send(h11.Response(status_code=refusal.status, headers=headers)) or b""
+            data = conn.send(h11.Data(data=body)) or b""
+            writer.write(head + data + (conn.send(h11.EndOfMessage()) or b""))  # one segment
             await writer.drain()
         except (ConnectionError, h11.LocalProtocolError):
             pass

@@ -57,7 +57,6 @@ class Tpm2Statement:
     key_public: TpmPublic
     certify_info: CertifyInfo
     certify_signature: TpmSignature
-    certify_signature_raw: bytes
 
 
 def build_tpm2_statement(
@@ -122,7 +121,6 @@ def parse_tpm2_statement(statement: Mapping[str, object]) -> Tpm2Statement:
     unknown = set(statement) - {"format", *_REQUIRED, *_OPTIONAL}
     if unknown:
         raise TpmStructureError(f"tpm2 statement has unknown members: {', '.join(sorted(unknown))}")
-    signature_raw = _member_bytes(statement, "certify_signature")
     return Tpm2Statement(
         ek_cert=parse_certificate(_member_bytes(statement, "ek_cert"), "ek_cert"),
         ek_chain=_chain(statement),
@@ -130,6 +128,5 @@ def parse_tpm2_statement(statement: Mapping[str, object]) -> Tpm2Statement:
         ak_public=parse_tpmt_public(_member_bytes(statement, "ak_public")),
         key_public=parse_tpmt_public(_member_bytes(statement, "key_public")),
         certify_info=parse_certify_info(_member_bytes(statement, "certify_info")),
-        certify_signature=parse_signature(signature_raw),
-        certify_signature_raw=signature_raw,
+        certify_signature=parse_signature(_member_bytes(statement, "certify_signature")),
     )

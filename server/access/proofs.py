@@ -10,16 +10,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import serialization
 
 from attest.b64 import b64url_encode
-from server.access.batch import Batcher
+from server.access.rowcache import RowCache
 from server.errors import ConfigError
-from server.store.access import Database, ProofIdWriter, proof_key, prune_proof_ids
+from server.store.access import Database, proof_key, prune_proof_ids
 from server.tokens import KeyRing
 
 MAX_URI_CHARS = 8192
@@ -110,6 +110,7 @@ class DpopNonces:
         self.ttl_s = ttl_s
         self._clock = clock
         self._secrets: dict[str, bytes] = {}
+        self._accepted: tuple[int, KeyRing, frozenset[str]] | None = None
 
     @property
     def enabled(self) -> bool:
@@ -139,33 +140,33 @@ class DpopNonces:
         return self._nonce(ring.active.kid, ring, int(self._clock()) // self.ttl_s)
 
     def accepted(self) -> frozenset[str]:
-        """Nonces a proof may carry now: this window and the last, under every key."""
+        """Nonces a proof may carry now: this window and the last, under every key (computed
+        once per window and key ring, not per request)."""
         ring = self._ring()
         window = int(self._clock()) // self.ttl_s
-        return frozenset(
+        if self._accepted is not None and self._accepted[:2] == (window, ring):
+            return self._accepted[2]
+        nonces = frozenset(
             self._nonce(k.kid, ring, w) for k in ring.keys for w in (window, window - 1)
         )
+        self._accepted = (window, ring, nonces)
+        return nonces
 
 
 class ProofReplayStore:
-    """Spends DPoP proof ids in the database, batched: one INSERT per batch of requests."""
+    """Spends DPoP proof ids in the database shared by every replica. The insert rides on
+    the revocation-epoch round of ``RowCache`` (one transaction per batch of requests), and
+    a request learns its answer only after that transaction committed."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, rows: RowCache) -> None:
         self._database = database
-        self._writer = ProofIdWriter(database)
-        self._spend: Batcher[tuple[str, int], bool] = Batcher(self._insert, name="envattest-jti")
+        self._rows = rows
 
-    def _insert(self, items: Sequence[tuple[str, int]]) -> list[bool]:
-        return self._writer.spend(items)
-
-    async def spend(self, *, jkt: str, jti: str, expires_at: int) -> bool:
-        """True the first time this key's ``jti`` is seen by any replica within the window."""
-        return await self._spend.submit((proof_key(jkt, jti), expires_at))
+    async def spend(self, *, jkt: str, jti: str, expires_at: int) -> tuple[int, bool]:
+        """The revocation epoch of the round, and True the first time this key's ``jti`` is
+        seen by any replica within the window."""
+        return await self._rows.epoch_spending(proof_key(jkt, jti), expires_at=expires_at)
 
     def prune(self, *, now: int) -> int:
         """Delete expired ids (blocking; call from a background thread)."""
         return prune_proof_ids(self._database.engine, now=now)
-
-    def close(self) -> None:
-        """Stop the writer thread."""
-        self._spend.close()

@@ -61,7 +61,7 @@ class AccessService:
             parse_external_url(config.authz_external_url) if config.authz_external_url else ""
         )
         self.rows = RowCache(store)
-        self.replay = ProofReplayStore(store)
+        self.replay = ProofReplayStore(store, self.rows)
         self.nonces = DpopNonces(lambda: issuer.ring, ttl_s=config.dpop_nonce_ttl_s, clock=clock)
         self.audited = AuditedTokens(store) if config.token_check == "strict" else None  # noqa: S105
         self.checker = TokenChecker(
@@ -109,7 +109,6 @@ class AccessService:
         with suppress(ServerError):
             await self.flush()
         self.rows.close()
-        self.replay.close()
         if self.audited is not None:
             self.audited.close()
         self._upkeep.shutdown(wait=True)

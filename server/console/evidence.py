@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from attest.catalog.hosts import classify, provider_of
@@ -26,8 +27,16 @@ BASEURL_FIELDS = ("baseurl.env", "baseurl.tools")
 
 def derived_class(item: Mapping[str, Any]) -> str:
     """The verifier's classification of one reported base URL."""
-    provider = provider_of(str(item.get("source", "")), str(item.get("provider", "")))
-    return str(classify(provider, str(item.get("host", "")).lower()))
+    return _classified(
+        str(item.get("source", "")), str(item.get("provider", "")), str(item.get("host", ""))
+    )
+
+
+@lru_cache(maxsize=4096)
+def _classified(source: str, provider: str, host: str) -> str:
+    # pure in its arguments, and the same few hosts come back in every attestation: the
+    # audit follower classifies each record's base URLs twice (values and alerts)
+    return str(classify(provider_of(source, provider), host.lower()))
 
 
 def _text(value: object) -> str:

@@ -5,6 +5,7 @@ sets and counts, the tallies, and which alerts it raises. Pure: no database here
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import replace
 
 from server.alerts.detect import Alert, DeviceState, detect_alerts
@@ -23,6 +24,15 @@ REVOKE_EVENTS = frozenset({"admin.device.revoke"})
 DAY_S = 86_400
 
 Values = set[tuple[str, str, str]]
+
+
+def _carries_values(record: AuditRecord) -> bool:
+    """An attestation whose signals replace its device's value set (see ``apply``)."""
+    return (
+        record.event == "attest"
+        and record.decision in ("allow", "deny")
+        and isinstance((record.data or {}).get("signals"), dict)
+    )
 
 
 class FleetBatch:
@@ -47,6 +57,7 @@ class FleetBatch:
         self.daily: Counter[tuple[int, str]] = Counter()
         self.reasons: Counter[str] = Counter()
         self.alerts: list[Alert] = []
+        self._last_values: dict[str, int] | None = None  # set while ``apply_all`` runs
 
     def _set_values(self, device: str, new: Values) -> None:
         old = self.values.get(device, set())
@@ -56,6 +67,19 @@ class FleetBatch:
             self.counts[key] += 1
         self.values[device] = new
         self.changed_values.add(device)
+
+    def apply_all(self, records: Sequence[AuditRecord]) -> None:
+        """Apply a run of records in sequence order. A device's value set is computed only
+        from its last attestation in the run: the sets before it would be replaced anyway,
+        and the counts depend only on the first and the last set."""
+        last: dict[str, int] = {}
+        for record in records:
+            if _carries_values(record) and record.device_id is not None:
+                last[record.device_id] = record.seq
+        self._last_values = last
+        for record in records:
+            self.apply(record)
+        self._last_values = None
 
     def apply(self, record: AuditRecord) -> None:
         """Apply one audit record, in sequence order."""
@@ -106,11 +130,13 @@ class FleetBatch:
             state = replace(
                 state, timezone=timezone(signals), baseurls=encode_base_urls(base_urls(signals))
             )
-            values = field_values(signals)
-            consent = (record.data or {}).get("consent") or {}
-            if isinstance(consent, dict) and consent.get("manifest_sha256"):
-                values.add((CONSENT_FIELD, str(consent["manifest_sha256"])[:64], ""))
-            self._set_values(device, values)
+            superseded = self._last_values is not None and self._last_values[device] != record.seq
+            if not superseded:
+                values = field_values(signals)
+                consent = (record.data or {}).get("consent") or {}
+                if isinstance(consent, dict) and consent.get("manifest_sha256"):
+                    values.add((CONSENT_FIELD, str(consent["manifest_sha256"])[:64], ""))
+                self._set_values(device, values)
         self._put(state)
 
     def _put(self, device: DeviceState, *, state: str | None = None) -> None:

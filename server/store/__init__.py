@@ -111,6 +111,12 @@ class Store(Protocol):
         one caller ever gets CONSUMED, the others ALREADY_USED."""
         ...
 
+    async def spend_nonce_async(
+        self, nonce: str, *, binding: str, expires_at: int, now: int, audit: AuditEvent | None
+    ) -> tuple[NonceOutcome, AuditRecord | None]:
+        """``spend_nonce`` awaited on the running event loop, with the same guarantees."""
+        ...
+
     def purge_nonces(self, *, before: int) -> int:
         """Delete spent nonces that expired before ``before``; return how many."""
         ...

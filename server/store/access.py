@@ -1,7 +1,8 @@
 """Statements of the relying-party hot path, each taking a whole batch of requests.
 
 Reads (revocation epoch, device and credential rows, audited token ids) and the one write
-(spending DPoP proof ids) run on dedicated threads through ``server.access.batch``.
+(spending DPoP proof ids, in the same round as the epoch read) run on dedicated threads
+through ``server.access.batch``.
 """
 
 from __future__ import annotations
@@ -9,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -54,6 +55,126 @@ def read_epoch(engine: Engine) -> int:
         return int(epoch.scalar_one())
 
 
+class _SqliteConnection:
+    """One driver connection of its own to the engine's SQLite file, reopened when the
+    engine points elsewhere; statements skip SQLAlchemy (the hot path runs them per batch)."""
+
+    def __init__(self, database: Database, *, synchronous: str, timeout_s: float = 5.0) -> None:
+        self._database = database
+        self._synchronous = synchronous
+        self._timeout_s = timeout_s
+        self._path: str | None = None
+        self._connection: sqlite3.Connection | None = None
+
+    def __call__(self) -> sqlite3.Connection | None:
+        """The connection, or None when the database is not SQLite."""
+        engine = self._database.engine
+        if engine.dialect.name != "sqlite":
+            return None
+        if engine.url.database != self._path or self._connection is None:
+            self._path = engine.url.database
+            assert self._path is not None
+            try:
+                connection = sqlite3.connect(
+                    self._path,
+                    isolation_level=None,
+                    check_same_thread=False,
+                    timeout=self._timeout_s,
+                )
+                connection.execute(f"PRAGMA synchronous={self._synchronous}")
+            except sqlite3.Error as exc:
+                raise _unavailable(exc) from exc
+            self._connection = connection
+        return self._connection
+
+
+class AccessRound:
+    """One database round for a batch of hot-path requests: the revocation epoch, and the
+    batch's DPoP proof ids spent in the same transaction.
+
+    Spending is atomic across replicas and processes through the primary key: of two
+    inserting the same key, exactly one gets the row back. On SQLite the round runs on a
+    connection of its own with ``synchronous=NORMAL``: a committed id is visible to every
+    process at once and survives a crash of the verifier; a power failure can lose the last
+    commits, which only matters for proofs younger than the iat window (about a minute),
+    and a machine that lost power and rebooted is past it. PostgreSQL commits normally.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._sqlite = _SqliteConnection(database, synchronous="NORMAL")
+        self._at_once = _SqliteConnection(database, synchronous="NORMAL", timeout_s=0.0)
+
+    def epoch_at_once(self) -> int | None:
+        """On SQLite, the epoch read right here if nothing is in the way, else None (then the
+        caller takes the batched round). A WAL reader takes no lock a writer holds, so this
+        is one page read from the page cache, cheaper than handing it to a thread; with a
+        zero busy timeout it never waits (it only could during crash recovery)."""
+        db = self._at_once()
+        if db is None:
+            return None
+        try:
+            return _epoch(db.execute(_EPOCH).fetchall())
+        except sqlite3.Error:
+            return None
+
+    def run(self, spend: Mapping[str, int]) -> tuple[int, set[str]]:
+        """The current epoch, and the keys of ``spend`` (key -> expires_at) no one had spent
+        (blocking; call from a dedicated thread)."""
+        db = self._sqlite()
+        if db is None:
+            return self._run_engine(self._database.engine, spend)
+        try:
+            if not spend:
+                # fetchall steps to the end, which ends the read transaction at once
+                return _epoch(db.execute(_EPOCH).fetchall()), set()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                fresh = {row[0] for row in db.execute(_spend_sql(len(spend)), _flat(spend))}
+                epoch = _epoch(db.execute(_EPOCH).fetchall())
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise _unavailable(exc) from exc
+        return epoch, fresh
+
+    @staticmethod
+    def _run_engine(engine: Engine, spend: Mapping[str, int]) -> tuple[int, set[str]]:
+        if not spend:
+            return read_epoch(engine), set()
+        statement = (
+            pg_insert(dpop_jtis)
+            .values([{"key_sha256": k, "expires_at": e} for k, e in spend.items()])
+            .on_conflict_do_nothing(index_elements=["key_sha256"])
+            .returning(dpop_jtis.c.key_sha256)
+        )
+        epoch = select(revocation_epoch.c.epoch).where(revocation_epoch.c.id == 1)
+        with _connection(engine, write=True) as conn:
+            fresh = set(conn.execute(statement).scalars())
+            return int(conn.execute(epoch).scalar_one()), fresh
+
+
+_EPOCH = "SELECT epoch FROM revocation_epoch WHERE id = 1"
+
+
+def _epoch(rows: list[Any]) -> int:
+    return int(rows[0][0])
+
+
+def _spend_sql(count: int) -> str:
+    return (
+        "INSERT INTO dpop_jtis (key_sha256, expires_at) VALUES "  # noqa: S608 (placeholders only)
+        + ",".join(["(?, ?)"] * count)
+        + " ON CONFLICT (key_sha256) DO NOTHING RETURNING key_sha256"
+    )
+
+
+def _flat(spend: Mapping[str, int]) -> list[str | int]:
+    return [value for item in spend.items() for value in item]
+
+
 def read_devices(engine: Engine, device_ids: Sequence[str]) -> dict[str, DeviceRecord]:
     """The devices among ``device_ids`` that exist, in one statement."""
     with _connection(engine, write=False) as conn:
@@ -81,82 +202,6 @@ def read_credentials(
 def proof_key(jkt: str, jti: str) -> str:
     """Replay-store key: a proof id is unique per signing key (RFC 9449 section 11.1)."""
     return hashlib.sha256(f"{jkt}\x00{jti}".encode()).hexdigest()
-
-
-class ProofIdWriter:
-    """Spends DPoP proof ids: ``spend`` inserts a whole batch in one statement.
-
-    The primary key makes this atomic across replicas and processes: of two inserting the
-    same key, exactly one gets the row back. A key repeated within the batch is fresh once.
-    On SQLite the writer keeps its own connection with ``synchronous=NORMAL``: a commit lost
-    to power failure only matters for proofs younger than the iat window (about a minute),
-    which a machine that lost power and rebooted is past. PostgreSQL commits normally.
-    """
-
-    def __init__(self, database: Database) -> None:
-        self._database = database
-        self._sqlite: sqlite3.Connection | None = None
-        self._sqlite_path: str | None = None
-
-    def spend(self, keys: Sequence[tuple[str, int]]) -> list[bool]:
-        """True for each ``(key, expires_at)`` whose key no one had spent."""
-        unique: dict[str, int] = {}
-        for key, expires_at in keys:
-            unique.setdefault(key, expires_at)
-        engine = self._database.engine
-        if engine.dialect.name != "sqlite":
-            fresh = self._insert(engine, unique)
-        else:
-            if engine.url.database != self._sqlite_path:
-                self._sqlite_path = engine.url.database
-                self._sqlite = None
-            fresh = self._insert_sqlite(unique)
-        return _answers(keys, fresh)
-
-    @staticmethod
-    def _insert(engine: Engine, unique: dict[str, int]) -> set[str]:
-        statement = (
-            pg_insert(dpop_jtis)
-            .values([{"key_sha256": k, "expires_at": e} for k, e in unique.items()])
-            .on_conflict_do_nothing(index_elements=["key_sha256"])
-            .returning(dpop_jtis.c.key_sha256)
-        )
-        with _connection(engine, write=True) as conn:
-            return set(conn.execute(statement).scalars())
-
-    def _insert_sqlite(self, unique: dict[str, int]) -> set[str]:
-        sql = (
-            "INSERT INTO dpop_jtis (key_sha256, expires_at) VALUES "  # noqa: S608 (placeholders only)
-            + ",".join(["(?, ?)"] * len(unique))
-            + " ON CONFLICT (key_sha256) DO NOTHING RETURNING key_sha256"
-        )
-        params = [value for item in unique.items() for value in item]
-        try:
-            if self._sqlite is None:
-                assert self._sqlite_path is not None
-                self._sqlite = sqlite3.connect(
-                    self._sqlite_path, isolation_level=None, check_same_thread=False, timeout=5.0
-                )
-                self._sqlite.execute("PRAGMA synchronous=NORMAL")
-            db = self._sqlite
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                fresh = {row[0] for row in db.execute(sql, params).fetchall()}
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise _unavailable(exc) from exc
-        return fresh
-
-
-def _answers(keys: Sequence[tuple[str, int]], fresh: set[str]) -> list[bool]:
-    answers = []
-    for key, _ in keys:
-        answers.append(key in fresh)
-        fresh.discard(key)
-    return answers
 
 
 def prune_proof_ids(engine: Engine, *, now: int) -> int:

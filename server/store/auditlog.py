@@ -18,11 +18,22 @@ from server.store.schema import audit_log
 
 _AUDIT_LOCK_KEY = 0x656E7661  # PostgreSQL advisory lock serializing audit appends
 _IN_BATCH = 500  # sequence numbers per IN (...) list
+_SQLITE_ROWS = 256  # audit rows per INSERT on SQLite (9 parameters each, limit 32,766)
+_LOCK = "SELECT pg_advisory_xact_lock(%s)"
 _HEAD = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
-_INSERT = (
+_INSERT_ROWS = (
     "INSERT INTO audit_log (seq, at, event, device_id, decision, data, data_sha256, prev_hash,"
-    " hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " hash) VALUES {rows}"
 )
+# PostgreSQL: one array per column, so the statement's text (and its prepared plan) is the
+# same for any number of rows; sent in binary (``%b``), which needs no quoting of the JSON
+_INSERT_ARRAYS = (
+    "INSERT INTO audit_log (seq, at, event, device_id, decision, data, data_sha256, prev_hash,"
+    " hash) SELECT * FROM unnest(%b::bigint[], %b::bigint[],"
+    " %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[])"
+)
+_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+Row = tuple[int, int, str, str | None, str | None, str, str, str, str]
 
 
 def audit_from_row(row: Any) -> AuditRecord:
@@ -43,46 +54,69 @@ def audit_from_row(row: Any) -> AuditRecord:
 class AuditLogStore(SqlBase):
     """Append-only, hash-chained audit records."""
 
-    def _append(
-        self,
-        conn: Connection,
-        audit: AuditEvent,
-        *,
-        head: tuple[int, str] | None = None,
-        data: str | None = None,
-    ) -> AuditRecord:
-        """Append inside ``conn``'s transaction. ``head`` (seq, hash) is the chain's head when
-        the caller already knows it (the previous append of the same transaction); ``data``
-        the record's data already serialized."""
+    def _append(self, conn: Connection, audit: AuditEvent) -> AuditRecord:
+        """Append one record inside ``conn``'s transaction."""
         db = self.driver(conn)
-        if head is None:
-            if self._postgres:
-                db.execute("SELECT pg_advisory_xact_lock(%s)", (_AUDIT_LOCK_KEY,))
-            row = db.execute(_HEAD).fetchone()
-            head = (row[0], row[1]) if row is not None else (0, GENESIS_HASH)
-        seq, prev = head[0] + 1, head[1]
-        at = int(self._clock())
-        if data is None:
-            data = serialize_data(audit.data)
-        digest = data_digest(data)
-        record_hash = chain_hash(
-            prev_hash=prev,
-            seq=seq,
-            at=at,
-            event=audit.event,
-            device_id=audit.device_id,
-            decision=audit.decision,
-            data_sha256=digest,
-        )
-        db.execute(
-            self.sql(_INSERT),
-            (seq, at, audit.event, audit.device_id, audit.decision, data, digest, prev,
-             record_hash),
-        )  # fmt: skip
-        return AuditRecord(
-            seq, at, audit.event, audit.device_id, audit.decision, audit.data, digest, prev,
-            record_hash,
-        )  # fmt: skip
+        with self.pipeline(db):
+            head = self._lock_chain_head(db)
+        return self._append_many(db, head, [(audit, None)])[0]
+
+    def _lock_chain_head(self, db: Any) -> Any:
+        """Issue the read of the chain's head on the DBAPI connection ``db`` (inside a
+        transaction); the cursor to take it from. On PostgreSQL the read follows a
+        transaction-scoped advisory lock, so appenders on every replica queue here and each
+        reads the head the previous one committed (the read's snapshot is taken after the
+        lock is granted); SQLite's BEGIN IMMEDIATE already holds the database's write lock."""
+        if self._postgres:
+            self.execute(db, _LOCK, (_AUDIT_LOCK_KEY,))
+        return self.execute(db, _HEAD)
+
+    def _append_many(
+        self, db: Any, head: Any, events: Sequence[tuple[AuditEvent, str | None]]
+    ) -> list[AuditRecord]:
+        """Chain ``events`` (each with its data already serialized, or None) onto the head
+        read by ``_lock_chain_head`` and insert them all in one statement."""
+        row = head.fetchone()
+        seq, prev = (row[0], row[1]) if row is not None else (0, GENESIS_HASH)
+        records: list[AuditRecord] = []
+        rows: list[Row] = []
+        for audit, serialized in events:
+            seq, at = seq + 1, int(self._clock())
+            data = serialize_data(audit.data) if serialized is None else serialized
+            digest = data_digest(data)
+            record_hash = chain_hash(
+                prev_hash=prev,
+                seq=seq,
+                at=at,
+                event=audit.event,
+                device_id=audit.device_id,
+                decision=audit.decision,
+                data_sha256=digest,
+            )
+            rows.append(
+                (seq, at, audit.event, audit.device_id, audit.decision, data, digest, prev,
+                 record_hash)
+            )  # fmt: skip
+            records.append(
+                AuditRecord(
+                    seq, at, audit.event, audit.device_id, audit.decision, audit.data, digest,
+                    prev, record_hash,
+                )
+            )  # fmt: skip
+            prev = record_hash
+        self._insert_rows(db, rows)
+        return records
+
+    def _insert_rows(self, db: Any, rows: Sequence[Row]) -> None:
+        if not rows:
+            return
+        if self._postgres:
+            self.execute(db, _INSERT_ARRAYS, [list(column) for column in zip(*rows, strict=True)])
+            return
+        for i in range(0, len(rows), _SQLITE_ROWS):
+            chunk = rows[i : i + _SQLITE_ROWS]
+            statement = _INSERT_ROWS.format(rows=", ".join([_ROW] * len(chunk)))
+            self.execute(db, statement, [value for row in chunk for value in row])
 
     def append_audit(self, event: AuditEvent) -> AuditRecord:
         """Append and commit (durable: WAL with synchronous=FULL, or PostgreSQL commit)."""

@@ -4,13 +4,14 @@ transaction scopes every store module uses (writes, reads, relaxed writes)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import InterfaceError as SqlInterfaceError
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from server.errors import ServerError, UnavailableError
 from server.store import AuditRecord
@@ -19,6 +20,12 @@ RETRY_AFTER_S = 2
 AuditObserver = Callable[[AuditRecord], None]
 
 _READ_ONLY = "envattest_read_only"
+# Connections one process keeps: every statement is short (no connection is held across a
+# request's other work) and the database shares the machine's cores, so more connections
+# would only queue inside the database. No overflow: a connection opened and closed per burst
+# costs PostgreSQL a process start each time; a checkout beyond the pool waits instead.
+PG_POOL_SIZE = 20
+POOL_WAIT_S = 10  # then 503 with Retry-After, as for a locked database
 _SCRUB_TRIES = 40
 
 
@@ -56,8 +63,18 @@ def make_engine(url: str) -> Engine:
         return _sqlite_engine(url)
     # No pre-ping: it would add a round trip to every checkout. A connection broken by a
     # database restart fails its first use with a 503 (Retry-After) and is dropped from the
-    # pool (``_driver_read`` invalidates it; SQLAlchemy does for its own statements).
-    return create_engine(url, pool_size=16, max_overflow=8, pool_recycle=900)
+    # pool (``_driver_read`` invalidates it; SQLAlchemy does for its own statements), so the
+    # next request reconnects. Returning a connection costs no round trip: the hot paths
+    # leave it idle (committed, or read in autocommit), where the reset's rollback is a no-op.
+    # Two replicas of two workers stay under PostgreSQL's default max_connections of 100.
+    return create_engine(
+        url,
+        pool_size=PG_POOL_SIZE,
+        max_overflow=0,
+        pool_timeout=POOL_WAIT_S,
+        pool_recycle=900,
+        pool_use_lifo=True,  # the busiest connections stay warm, their statements prepared
+    )
 
 
 def unavailable(exc: Exception) -> UnavailableError:
@@ -83,6 +100,9 @@ class SqlBase:
         self.engine = engine
         self._clock = clock
         self._postgres = engine.dialect.name == "postgresql"
+        # pipeline mode needs libpq 14 or later (psycopg[binary] bundles one)
+        dbapi = engine.dialect.dbapi
+        self._pipelined = self._postgres and dbapi is not None and dbapi.Pipeline.is_supported()
         self._on_audit = on_audit
 
     @property
@@ -90,7 +110,7 @@ class SqlBase:
         # hot paths run driver SQL (``driver``), whose errors SQLAlchemy does not wrap
         dbapi = self.engine.dialect.dbapi
         raw = (dbapi.OperationalError, dbapi.InterfaceError) if dbapi is not None else ()
-        return (OperationalError, SqlInterfaceError, *raw)
+        return (OperationalError, SqlInterfaceError, PoolTimeoutError, *raw)
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
@@ -110,19 +130,25 @@ class SqlBase:
 
     @contextmanager
     def _driver_read(self) -> Iterator[Any]:
-        """A pooled DBAPI connection for one hot-path read (no SQLAlchemy Connection, no
-        transaction events: on SQLite an autocommit read, on PostgreSQL rolled back on
-        return to the pool)."""
+        """A pooled DBAPI connection for one hot-path read, in autocommit (no SQLAlchemy
+        Connection, no transaction events): one round trip on PostgreSQL, where a
+        transaction would add BEGIN and a ROLLBACK that also drops the connection's
+        prepared statements."""
         try:
             raw = self.engine.raw_connection()
         except self._unavailable_errors as exc:
             raise unavailable(exc) from exc
+        db: Any = raw.driver_connection
         try:
-            yield raw.driver_connection
+            if self._postgres:
+                db.autocommit = True  # client-side switch: no round trip
+            yield db
         except self._unavailable_errors as exc:
             raw.invalidate()
             raise unavailable(exc) from exc
         finally:
+            if self._postgres and not db.closed:
+                db.autocommit = False
             raw.close()
 
     def driver(self, conn: Connection) -> Any:
@@ -134,6 +160,20 @@ class SqlBase:
     def sql(self, statement: str) -> str:
         """``statement`` written with ``%s`` placeholders, in the driver's style."""
         return statement if self._postgres else statement.replace("%s", "?")
+
+    def execute(self, db: Any, statement: str, params: Sequence[Any] = ()) -> Any:
+        """Run a hot-path ``statement`` (``%s`` placeholders) on the DBAPI connection ``db``;
+        the cursor. On PostgreSQL it is a server-side prepared statement from its first use
+        (the hot statements have fixed text, so each is parsed and planned once per
+        connection)."""
+        if self._postgres:
+            return db.execute(statement, params, prepare=True)
+        return db.execute(statement.replace("%s", "?"), params)
+
+    def pipeline(self, db: Any) -> AbstractContextManager[Any]:
+        """Send the statements issued inside in one round trip (PostgreSQL pipeline mode;
+        their cursors are read after the block). SQLite runs in process: nothing to do."""
+        return db.pipeline() if self._pipelined else nullcontext()
 
     def _committed(self, record: AuditRecord) -> AuditRecord:
         if self._on_audit is not None:

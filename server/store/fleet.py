@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
-from server.alerts.detect import Alert, DeviceState
+from server.alerts.detect import USAGE_RULE_EVENTS, Alert, DeviceState
 from server.console.projection import FleetBatch, Values
 from server.store import AuditRecord
 from server.store.console import read_tx, write_tx
@@ -38,6 +38,9 @@ from server.store.upsert import upsert
 CURSOR = "fleet"
 _CHUNK = 500  # ids per IN (...) list: under SQLite's variable limit
 _OWN_EVENTS = "console."
+_RACES = 3  # times a catch-up reads again after another projector moved the cursor
+# events whose data the projection reads (``server.console.projection``, alert detection)
+_EVENTS_WITH_DATA = frozenset({"attest", "attest.rejected", "enroll"}) | USAGE_RULE_EVENTS
 
 
 def audit_from_row(row: Any) -> AuditRecord:
@@ -68,6 +71,14 @@ def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
         yield items[i : i + _CHUNK]
 
 
+def _data(row: Any) -> dict[str, Any] | None:
+    """A row's data, decoded only for the events whose data the projection reads."""
+    if row.data is None or row.event not in _EVENTS_WITH_DATA:
+        return None
+    data: dict[str, Any] = json.loads(row.data)
+    return data
+
+
 class FleetProjection:
     """Applies new audit records to the fleet tables and records the alerts they raise."""
 
@@ -84,33 +95,53 @@ class FleetProjection:
 
     def catch_up(self, *, limit: int = 500, now: int) -> int:
         """Apply up to ``limit`` records after the cursor; returns how many were applied.
-        The batch is one write transaction: small, so verifier writes never wait long.
-        Records of the console itself (page views, sign-ins) are skipped, so a page that
-        catches up before rendering takes no write lock when nothing else happened."""
-        if not self._pending():
-            return 0
-        with write_tx(self.engine) as conn:
-            cursor = self._cursor(conn)
-            rows = conn.execute(
-                select(audit_log)
-                .where(audit_log.c.seq > cursor, audit_log.c.event.not_like(f"{_OWN_EVENTS}%"))
-                .order_by(audit_log.c.seq)
-                .limit(limit)
-            ).all()
-            if not rows:
-                return 0
-            records = [audit_from_row(r) for r in rows]
-            devices = sorted({r.device_id for r in records if r.device_id})
-            batch = FleetBatch(*self._load(conn, devices), allow_run=self.allow_run)
-            for record in records:
-                batch.apply(record)
-            self._write(conn, batch, now=now)
-            conn.execute(
-                update(projection_cursor)
-                .where(projection_cursor.c.name == CURSOR)
-                .values(seq=records[-1].seq)
-            )
+
+        Records are read and applied in memory under a read transaction; only the result is
+        written, in one short write transaction that first checks the cursor has not moved
+        (another replica applied them meanwhile: then this reads again). So the database's
+        write lock is held for the writes alone, not for decoding and applying, and verifier
+        commits never queue behind the projection's Python work. Records of the console
+        itself (page views, sign-ins) are skipped, so a page that catches up before
+        rendering takes no write lock when nothing else happened."""
+        for _ in range(_RACES):
+            with read_tx(self.engine) as conn:
+                cursor = self._read_cursor(conn)
+                records = self._records_after(conn, cursor, limit)
+                if not records:
+                    return 0
+                devices = sorted({r.device_id for r in records if r.device_id})
+                batch = FleetBatch(*self._load(conn, devices), allow_run=self.allow_run)
+            batch.apply_all(records)
+            with write_tx(self.engine) as conn:
+                if self._cursor(conn) != cursor:
+                    continue  # another projector applied these: read again from its cursor
+                self._write(conn, batch, now=now)
+                conn.execute(
+                    update(projection_cursor)
+                    .where(projection_cursor.c.name == CURSOR)
+                    .values(seq=records[-1].seq)
+                )
             return len(records)
+        return 0
+
+    @staticmethod
+    def _records_after(conn: Connection, cursor: int, limit: int) -> list[AuditRecord]:
+        """The next records to apply, with only the columns the projection reads; record
+        data is decoded only for the events whose data it uses."""
+        a = audit_log.c
+        rows = conn.execute(
+            select(a.seq, a.at, a.event, a.device_id, a.decision, a.data)
+            .where(a.seq > cursor, a.event.not_like(f"{_OWN_EVENTS}%"))
+            .order_by(a.seq)
+            .limit(limit)
+        ).all()
+        # the chain columns are not read: verifying the chain is ``audit verify``'s job
+        return [
+            AuditRecord(
+                row.seq, row.at, row.event, row.device_id, row.decision, _data(row), "", "", ""
+            )
+            for row in rows
+        ]
 
     def lag(self, *, cap: int = 100_000) -> int:
         """Audit records not yet applied (counted up to ``cap``)."""
@@ -127,18 +158,10 @@ class FleetProjection:
             )
             return int(conn.execute(select(func.count()).select_from(behind)).scalar_one())
 
-    def _pending(self) -> bool:
-        a = audit_log.c
-        with read_tx(self.engine) as conn:
-            cursor = conn.execute(
-                select(projection_cursor.c.seq).where(projection_cursor.c.name == CURSOR)
-            ).scalar()
-            found = conn.execute(
-                select(a.seq)
-                .where(a.seq > (cursor or 0), a.event.not_like(f"{_OWN_EVENTS}%"))
-                .limit(1)
-            ).first()
-        return found is not None
+    @staticmethod
+    def _read_cursor(conn: Connection) -> int:
+        query = select(projection_cursor.c.seq).where(projection_cursor.c.name == CURSOR)
+        return int(conn.execute(query).scalar() or 0)
 
     def _cursor(self, conn: Connection) -> int:
         query = select(projection_cursor.c.seq).where(projection_cursor.c.name == CURSOR)

@@ -1,18 +1,24 @@
 """Group commit: one writer thread commits the settles queued while the previous commit was
 being made durable, in one transaction and one fsync.
 
-Callers block until the transaction holding their own record has committed, so no caller
+Callers wait until the transaction holding their own record has committed, so no caller
 is answered before its record is durable, and a failed commit fails every caller in it (none
 of them gets a token). Batches form on their own: nothing waits to fill one, the queue just
 holds whatever arrived during the last fsync.
+
+Two ways to wait: ``submit`` blocks a thread; ``submit_async`` awaits on the event loop, so
+a request needs no thread of its own. The writer wakes each event loop once per batch
+(``call_soon_threadsafe``), not once per caller.
 """
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from contextlib import suppress
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -20,21 +26,26 @@ T = TypeVar("T")
 MAX_BATCH = 128  # settles per transaction: bounds one commit's lock hold and latency
 
 
-def _held_lock() -> threading.Lock:
-    lock = threading.Lock()
-    lock.acquire()
-    return lock
-
-
-@dataclass
+@dataclass(slots=True)
 class Pending(Generic[T]):
     """One queued request and, once committed, its result or the error that failed it.
 
-    ``done`` is a lock held until the writer releases it: the cheapest one-shot latch."""
+    Exactly one of ``done`` (a lock held until the writer releases it: the cheapest one-shot
+    latch for a thread) and ``future`` (resolved on ``loop``) is set."""
 
     request: T
-    done: threading.Lock = field(default_factory=_held_lock)
+    done: threading.Lock | None = None
+    future: asyncio.Future[None] | None = None
+    loop: asyncio.AbstractEventLoop | None = None
     error: BaseException | None = None
+
+
+def _resolve(batch: list[Pending[T]]) -> None:
+    """On the event loop: wake every awaiting caller of one committed batch."""
+    for pending in batch:
+        future = pending.future
+        if future is not None and not future.done():  # a cancelled caller went away
+            future.set_result(None)
 
 
 class GroupCommitter(Generic[T]):
@@ -50,10 +61,25 @@ class GroupCommitter(Generic[T]):
         self._thread.start()
 
     def submit(self, request: T) -> Pending[T]:
-        """Queue ``request`` and wait until its transaction committed (or failed: raise)."""
-        pending = Pending(request)
+        """Queue ``request`` and block until its transaction committed (or failed: raise)."""
+        latch = threading.Lock()
+        latch.acquire()
+        pending = Pending(request, done=latch)
         self._queue.put(pending)
-        pending.done.acquire()
+        latch.acquire()
+        if pending.error is not None:
+            raise pending.error
+        return pending
+
+    async def submit_async(self, request: T) -> Pending[T]:
+        """Queue ``request`` and await, on the running event loop, until its transaction
+        committed (or failed: raise). Cancelling the caller does not withdraw the request:
+        once queued it is committed, like a blocked thread's."""
+        loop = asyncio.get_running_loop()
+        pending = Pending(request, future=loop.create_future(), loop=loop)
+        self._queue.put(pending)
+        assert pending.future is not None
+        await pending.future
         if pending.error is not None:
             raise pending.error
         return pending
@@ -83,5 +109,16 @@ class GroupCommitter(Generic[T]):
             except BaseException as exc:  # every caller of the failed batch learns why
                 for pending in batch:
                     pending.error = exc
-            for pending in batch:
+            self._wake(batch)
+
+    @staticmethod
+    def _wake(batch: list[Pending[T]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[Pending[T]]] = {}
+        for pending in batch:
+            if pending.done is not None:
                 pending.done.release()
+            elif pending.loop is not None:
+                by_loop.setdefault(pending.loop, []).append(pending)
+        for loop, waiting in by_loop.items():
+            with suppress(RuntimeError):  # that loop has closed: nobody is waiting any more
+                loop.call_soon_threadsafe(_resolve, waiting)

@@ -16,7 +16,6 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection
 from sqlalchemy import delete as sql_delete
 
 from server.audit.chain import serialize_data
@@ -26,11 +25,19 @@ from server.store.groupcommit import GroupCommitter, Pending
 from server.store.schema import nonces
 
 # ON CONFLICT DO NOTHING on both databases, so a PostgreSQL transaction holding other spends
-# of the same batch is never aborted by a replay
-_SPEND = (
-    "INSERT INTO nonces (nonce, binding, expires_at, consumed_at) VALUES (%s, %s, %s, %s)"
+# of the same batch is never aborted by a replay. PostgreSQL takes one array per column (one
+# statement text for any batch size, so it stays prepared; sent in binary, ``%b``); SQLite a
+# row list.
+_SPEND_ARRAYS = (
+    "INSERT INTO nonces (nonce, binding, expires_at, consumed_at)"
+    " SELECT * FROM unnest(%b::text[], %b::text[], %b::bigint[], %b::bigint[])"
     " ON CONFLICT (nonce) DO NOTHING RETURNING nonce"
 )
+_SPEND_ROWS = (
+    "INSERT INTO nonces (nonce, binding, expires_at, consumed_at) VALUES {rows}"
+    " ON CONFLICT (nonce) DO NOTHING RETURNING nonce"
+)
+_SQLITE_ROWS = 1000  # spends per INSERT on SQLite (4 parameters each, limit 32,766)
 
 
 @dataclass
@@ -64,6 +71,16 @@ class NonceStore(AuditLogStore):
         done = self._committer().submit(_Spend(nonce, binding, expires_at, now, audit, data))
         return done.request.outcome, done.request.record
 
+    async def spend_nonce_async(
+        self, nonce: str, *, binding: str, expires_at: int, now: int, audit: AuditEvent | None
+    ) -> tuple[NonceOutcome, AuditRecord | None]:
+        """``spend_nonce`` awaited on the event loop: no thread waits for the commit."""
+        data = serialize_data(audit.data) if audit is not None else None
+        done = await self._committer().submit_async(
+            _Spend(nonce, binding, expires_at, now, audit, data)
+        )
+        return done.request.outcome, done.request.record
+
     def _committer(self) -> GroupCommitter[_Spend]:
         with self._committer_lock:
             if self._group_committer is None:
@@ -79,32 +96,58 @@ class NonceStore(AuditLogStore):
         self.engine.dispose()
 
     def _commit_batch(self, batch: list[Pending[_Spend]]) -> None:
-        head: tuple[int, str] | None = None
+        spends = [pending.request for pending in batch]
         with self._tx() as conn:
-            for pending in batch:
-                spend = pending.request
-                spend.outcome, spend.record = self._spend_one(conn, spend, head)
-                if spend.record is not None:
-                    head = (spend.record.seq, spend.record.hash)
-        for pending in batch:
-            if pending.request.record is not None:
-                self._committed(pending.request.record)
+            self._settle(self.driver(conn), spends)
+        for spend in spends:
+            if spend.record is not None:
+                self._committed(spend.record)
 
-    def _spend_one(
-        self, conn: Connection, spend: _Spend, head: tuple[int, str] | None
-    ) -> tuple[NonceOutcome, AuditRecord | None]:
-        """(1) one insert on the primary key spends the nonce, or finds it spent; (2) its
-        record is appended in the same transaction."""
-        inserted = (
-            self.driver(conn)
-            .execute(self.sql(_SPEND), (spend.nonce, spend.binding, spend.expires_at, spend.now))
-            .fetchone()
-        )
-        if inserted is None:
-            return NonceOutcome.ALREADY_USED, None
-        if spend.audit is None:
-            return NonceOutcome.CONSUMED, None
-        return NonceOutcome.CONSUMED, self._append(conn, spend.audit, head=head, data=spend.data)
+    def _settle(self, db: Any, spends: list[_Spend]) -> None:
+        """Spend a batch inside one transaction on the DBAPI connection ``db``; set each
+        spend's outcome and record. PostgreSQL: two round trips and the commit."""
+        # (1) one caller per nonce: a duplicate within the batch is a replay
+        first: dict[str, _Spend] = {}
+        for spend in spends:
+            first.setdefault(spend.nonce, spend)
+        # (2) one insert spends them all, in nonce order: concurrent batches on other
+        # processes or replicas then lock shared nonces in the same order and never deadlock;
+        # the chain head is read (under the advisory lock) in the same round trip, after
+        # the nonces, so no transaction waits for a nonce while holding the chain
+        fresh = [first[nonce] for nonce in sorted(first)]
+        audited = any(spend.audit is not None for spend in fresh)
+        with self.pipeline(db):
+            inserted = self._insert_spends(db, fresh)
+            head = self._lock_chain_head(db) if audited else None
+        won = {row[0] for cursor in inserted for row in cursor.fetchall()}
+        # (3) the winners' records, chained in arrival order, in one insert
+        winners = [s for s in spends if first[s.nonce] is s and s.nonce in won]
+        for spend in winners:
+            spend.outcome = NonceOutcome.CONSUMED
+        logged = [(s, (s.audit, s.data)) for s in winners if s.audit is not None]
+        if head is not None:
+            records = self._append_many(db, head, [event for _, event in logged])
+            for (spend, _), record in zip(logged, records, strict=True):
+                spend.record = record
+
+    def _insert_spends(self, db: Any, fresh: list[_Spend]) -> list[Any]:
+        """Issue the inserts spending ``fresh`` (distinct nonces); their cursors, each
+        returning the nonces this transaction inserted."""
+        if self._postgres:
+            columns = [
+                [s.nonce for s in fresh],
+                [s.binding for s in fresh],
+                [s.expires_at for s in fresh],
+                [s.now for s in fresh],
+            ]
+            return [self.execute(db, _SPEND_ARRAYS, columns)]
+        cursors = []
+        for i in range(0, len(fresh), _SQLITE_ROWS):
+            chunk = fresh[i : i + _SQLITE_ROWS]
+            statement = _SPEND_ROWS.format(rows=", ".join(["(%s, %s, %s, %s)"] * len(chunk)))
+            params = [v for s in chunk for v in (s.nonce, s.binding, s.expires_at, s.now)]
+            cursors.append(self.execute(db, statement, params))
+        return cursors
 
     def purge_nonces(self, *, before: int) -> int:
         """Delete spent nonces that expired before ``before``: they can never be presented."""

@@ -37,11 +37,19 @@ class UsageEnforcer:
         self._policy = policy
         self._audit = audit
         self._audited: set[tuple[str, str]] = set()
+        self._rules_of: Policy | None = None
+        self._rules: tuple[UsageRule, ...] = ()
+
+    def _current_rules(self) -> tuple[UsageRule, ...]:
+        policy = self._policy()  # replaced whole on reload: compare identity
+        if policy is not self._rules_of:
+            self._rules, self._rules_of = usage_rules(policy), policy
+        return self._rules
 
     def check(self, *, device_id: str, jti: str, exp: int, network: str | None) -> None:
         """Count the request; raise AccessDeniedError if an enforce rule fires."""
         observed = self.observer.observe(device_id=device_id, jti=jti, exp=exp, network=network)
-        for rule in usage_rules(self._policy()):
+        for rule in self._current_rules():
             result = rule.check_usage(observed)
             if result.passed:
                 continue

@@ -6,6 +6,7 @@ from thirty resellers' customers, and less than the address itself.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 IPV4_PREFIX = 24
@@ -23,8 +24,10 @@ def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     return address
 
 
+@functools.lru_cache(maxsize=4096)
 def client_network(address: str) -> str:
-    """``203.0.113.0/24`` or ``2001:db8:1:2300::/56`` for an address."""
+    """``203.0.113.0/24`` or ``2001:db8:1:2300::/56`` for an address (a pure function,
+    memoized: forward auth asks it on every request, mostly for the same few gateways)."""
     parsed = _address(address)
     if parsed is None:
         raise ValueError(f"{address!r} is not an IP address")

@@ -114,3 +114,18 @@ def test_attestation_runs_with_the_session_released_and_close_is_idempotent() ->
     held.close()
     held.close()
     assert tpm.open_now == 0
+
+
+def test_a_proof_made_on_the_keys_own_thread_signs_there_without_another_hop() -> None:
+    tpm = FakeTpm()
+    held = HeldKey(tpm, tpm.session, idle_s=60)
+    try:
+        # the proxy runs whole proofs on held.executor; a sign() from there must not queue
+        # behind itself on the one worker (that would never finish)
+        signature = held.executor.submit(held.sign, b"p").result(timeout=5)
+        assert signature == b"p" * 64
+        assert len(tpm.threads) == 1
+        assert held.sign(b"q") == b"q" * 64  # other threads still hop onto the worker
+        assert len(tpm.threads) == 1
+    finally:
+        held.close()

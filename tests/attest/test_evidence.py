@@ -19,7 +19,7 @@ from attest.evidence import (
     sign_evidence,
     verify_evidence_signature,
 )
-from attest.jose import sign_compact
+from attest.jose import canonical_json, sign_compact
 from attest.jwk import load_public_jwk
 from attest.keys.software import SoftwareKey
 
@@ -65,6 +65,7 @@ def test_roundtrip_keeps_every_claim(key: SoftwareKey) -> None:
     assert verified.claims == made
     assert verified.kid == "dev_a"
     assert evidence.jws.signing_input == token.rsplit(".", 1)[0].encode()
+    assert evidence.jws.payload == canonical_json(made.to_json())  # the one signed serialization
 
 
 def test_surrounding_whitespace_is_tolerated(key: SoftwareKey) -> None:
@@ -93,6 +94,15 @@ def test_size_limit(key: SoftwareKey) -> None:
     token = signed(key, padded)
     assert len(token) < MAX_EVIDENCE_BYTES
     parse_evidence(token)  # under the bound: parses (signals are checked later)
+
+
+def test_size_limit_is_exact(key: SoftwareKey) -> None:
+    token = signed(key, claims())
+    at_limit = token + b" " * (MAX_EVIDENCE_BYTES - len(token))  # whitespace is stripped later
+    assert len(at_limit) == MAX_EVIDENCE_BYTES
+    assert parse_evidence(at_limit).kid == "dev_a"
+    with pytest.raises(FormatError, match="larger than 64 KiB"):
+        parse_evidence(at_limit + b" ")
 
 
 def test_non_ascii_is_refused() -> None:
@@ -151,7 +161,12 @@ def test_kid_and_sub_must_name_the_same_device(key: SoftwareKey) -> None:
 
 
 @pytest.mark.parametrize(
-    ("payload", "match"), [(b"not json", "not JSON"), (b"[1]", "JSON object"), (b"\xff", "JSON")]
+    ("payload", "match"),
+    [
+        (b"not json", "^evidence payload: .*not JSON"),
+        (b"[1]", "^evidence payload: must be a JSON object"),
+        (b"\xff", "^evidence payload: .*JSON"),
+    ],
 )
 def test_payload_must_be_a_json_object(key: SoftwareKey, payload: bytes, match: str) -> None:
     token = sign_compact({"alg": "ES256", "typ": "eat+jwt", "kid": "d"}, payload, key.sign)

@@ -90,3 +90,10 @@ def test_canonical_json_is_compact_sorted_utf8() -> None:
     from attest.jose import canonical_json
 
     assert canonical_json({"b": 1, "a": ["é", None]}) == '{"a":["é",null],"b":1}'.encode()
+
+
+@pytest.mark.parametrize(("header", "match"), [(b"not json", "not JSON"), (b"[1]", "JSON object")])
+def test_header_must_be_a_json_object_and_the_error_names_it(header: bytes, match: str) -> None:
+    token = b64url_encode(header) + "." + b64url_encode(b"{}") + ".AA"
+    with pytest.raises(FormatError, match=f"^JWS header: .*{match}"):
+        parse_compact(token)

@@ -39,7 +39,9 @@ def test_format_enum() -> None:
 
 @pytest.mark.parametrize("statement", [{}, {"format": "TPM2"}, {"format": "packed"}, {"format": 1}])
 def test_unknown_format_is_an_error(statement: dict[str, Any]) -> None:
-    with pytest.raises(KeyAttestationError, match="is not supported"):
+    with pytest.raises(
+        KeyAttestationError, match=r"is not supported; expected one of: none, tpm2$"
+    ):
         verify_key_attestation(
             statement, expected_jwk=jwk(), expected_nonce=b"n", trust_store=None, now=NOW
         )
@@ -65,6 +67,15 @@ def test_none_may_be_self_reported_hardware(tmp_path: Path) -> None:
         expected_nonce=b"n",
         claimed_class=KeyClass.HARDWARE_UNVERIFIED,
     )
+    assert result.key_class is KeyClass.HARDWARE_UNVERIFIED
+
+
+def test_the_dispatcher_passes_the_claimed_class_on(tmp_path: Path) -> None:
+    key = SoftwareKey.create(tmp_path / "k.pem")
+    result = verify_key_attestation(
+        key.attestation(b"n"), expected_jwk=key.public_jwk(), expected_nonce=b"n",
+        trust_store=None, now=NOW, claimed_class=KeyClass.HARDWARE_UNVERIFIED,
+    )  # fmt: skip
     assert result.key_class is KeyClass.HARDWARE_UNVERIFIED
 
 

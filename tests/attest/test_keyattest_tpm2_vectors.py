@@ -72,6 +72,9 @@ def test_accepted_vector(name: str) -> None:
     assert verified.key_class is KeyClass.TPM2
     assert verified.certify_info.extra_data == b64url_decode(case["expected_nonce"])
     assert verified.key_name == verified.certify_info.name
+    # the verified path above the EK certificate, issuer first, ending at a trust anchor
+    assert verified.ek_chain[0].subject == verified.ek_certificate.issuer
+    assert verified.ek_chain[-1] in case_trust_store(case).anchors
 
 
 @pytest.mark.parametrize("name", ["valid_ecc_p384_ek", "valid_rsa2048_ek"])

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from attest.b64 import b64url_decode
+from attest.keyattest.tpm2_statement import build_tpm2_statement, parse_tpm2_statement
 from attest.tpm import (
     TPM_GENERATED_VALUE,
     EccParameters,
+    EkCertificateError,
     ObjectAttributes,
     RsaParameters,
     TpmAlg,
@@ -138,3 +140,47 @@ def test_kdfa_is_sp800_108_counter_mode() -> None:
         for i in (1, 2)
     )
     assert kdfa(TpmAlg.SHA256, key, label, ctx, b"", 384) == blocks[:48]
+
+
+def edited(**members: object) -> dict[str, object]:
+    doc: dict[str, object] = dict(statement("valid_submitted_intermediate"))
+    doc.update(members)
+    return doc
+
+
+@pytest.mark.parametrize("value", [7, "", None, ["AA"]])
+def test_statement_members_must_be_base64url_strings(value: object) -> None:
+    with pytest.raises(TpmStructureError, match="member 'ak_public' must be a base64url string"):
+        parse_tpm2_statement(edited(ak_public=value))
+
+
+def test_ek_chain_holds_at_most_five_certificates() -> None:
+    issuer = statement("valid_submitted_intermediate")["ek_chain"][0]
+    assert len(parse_tpm2_statement(edited(ek_chain=[issuer] * 5)).ek_chain) == 5
+    with pytest.raises(TpmStructureError, match="'ek_chain' must be a list of at most 5 strings"):
+        parse_tpm2_statement(edited(ek_chain=[issuer] * 6))
+
+
+@pytest.mark.parametrize("value", [{}, "", "AAAA", {"a": 1}])
+def test_ek_chain_must_be_a_list(value: object) -> None:
+    with pytest.raises(TpmStructureError, match="'ek_chain' must be a list of at most 5 strings"):
+        parse_tpm2_statement(edited(ek_chain=value))
+
+
+def test_a_certificate_that_does_not_parse_is_named() -> None:
+    issuer = statement("valid_submitted_intermediate")["ek_chain"][0]
+    with pytest.raises(EkCertificateError, match=r"^ek_chain\[1\] is not a DER X\.509"):
+        parse_tpm2_statement(edited(ek_chain=[issuer, "AAAA"]))
+    with pytest.raises(EkCertificateError, match=r"^ek_cert is not a DER X\.509"):
+        parse_tpm2_statement(edited(ek_cert="AAAA"))
+
+
+@pytest.mark.parametrize("name", ["valid_submitted_intermediate", "valid_rsa2048_ek"])
+def test_build_tpm2_statement_is_the_wire_form_parse_reads(name: str) -> None:
+    sent = statement(name)
+    raw = {k: b64url_decode(v) for k, v in sent.items() if k not in ("format", "ek_chain")}
+    chain = [b64url_decode(c) for c in sent.get("ek_chain", [])]
+    built = build_tpm2_statement(**raw, ek_chain=chain)
+    assert built == sent
+    assert ("ek_chain" in built) is bool(chain)
+    assert parse_tpm2_statement(built).certify_info.raw == raw["certify_info"]

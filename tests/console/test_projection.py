@@ -14,7 +14,8 @@ from sqlalchemy import Engine, text
 
 from server.alerts.detect import AlertKind
 from server.console.evidence import evidence_changes
-from server.store import AuditEvent
+from server.console.projection import FleetBatch
+from server.store import AuditEvent, AuditRecord
 from server.store.alerts import AlertStore
 from server.store.fleet import FleetProjection
 from server.store.fleet_queries import FleetQueries
@@ -215,3 +216,64 @@ def test_device_tallies_follow_enrollment_revocation_and_erasure(engine: Engine)
     overview = FleetQueries(engine).overview(fresh_since=0, days_since=0)
     assert overview.by_key_class == truth
     assert overview.active == sum(n for (_, s), n in truth.items() if s == "active")
+
+
+def test_a_projector_overtaken_between_read_and_write_applies_nothing_twice(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # records are applied in memory outside the write lock; the write checks the cursor
+    store = SqlStore(engine)
+    for _ in range(3):
+        _attest(store, "allow", "Europe/Berlin", "api.anthropic.com", "official")
+    _attest(store, "deny", "Asia/Shanghai", "relay.example", "custom")
+    slow, fast = FleetProjection(engine), FleetProjection(engine)
+    load = FleetProjection._load
+    overtaken = []
+
+    def load_then_lose_the_race(conn: Any, devices: Any) -> Any:
+        loaded = load(conn, devices)
+        if not overtaken:
+            overtaken.append(fast.catch_up(now=NOW))  # another replica applies them all
+        return loaded
+
+    monkeypatch.setattr(slow, "_load", load_then_lose_the_race)
+    assert slow.catch_up(now=NOW) == 0  # read again after the race: nothing left
+    assert overtaken == [4]
+    overview = FleetQueries(engine).overview(fresh_since=0, days_since=0)
+    assert overview.by_last_decision == {"deny": 1}
+    with engine.connect() as conn:
+        attestations = conn.execute(text("SELECT attestations FROM fleet_devices")).scalar()
+    assert attestations == 4  # not 8
+
+
+def test_a_run_applied_at_once_equals_the_records_applied_one_by_one() -> None:
+    # apply_all computes a device's value set only from its last attestation in the run
+    def record(seq: int, device: str, event: str, decision: str | None, zone: str) -> AuditRecord:
+        signals = {
+            "timezone.iana": zone,
+            "baseurl.tools": [
+                {"source": "claude-code:user", "provider": "anthropic", "scheme": "https",
+                 "host": f"{zone.lower()}.example", "port": None, "classification": "custom"}
+            ],
+        }  # fmt: skip
+        data = {"signals": signals, "key_class": "software"} if event == "attest" else {}
+        return AuditRecord(seq, NOW + seq, event, device, decision, data, "", "", "")
+
+    run = [
+        record(1, "d1", "attest", "allow", "Europe/Berlin"),
+        record(2, "d2", "attest", "allow", "Asia/Tokyo"),
+        record(3, "d1", "attest", "deny", "Europe/Paris"),
+        record(4, "d2", "admin.device.erase", None, ""),
+        record(5, "d1", "attest", "allow", "Europe/Rome"),
+        record(6, "d2", "attest", "allow", "America/Lima"),
+        record(7, "d3", "attest", "allow", "Africa/Lagos"),
+    ]
+    at_once, one_by_one = (FleetBatch({}, {}, {}, allow_run=1) for _ in range(2))
+    at_once.apply_all(run)
+    for r in run:
+        one_by_one.apply(r)
+    for name in ("values", "states", "tallies", "daily", "reasons", "alerts"):
+        assert getattr(at_once, name) == getattr(one_by_one, name), name
+    assert +at_once.counts == +one_by_one.counts  # zero counts are never written
+    assert at_once.values["d1"] == one_by_one.values["d1"]
+    assert any(v == "Europe/Rome" for _, v, _ in at_once.values["d1"])

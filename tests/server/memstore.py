@@ -58,6 +58,11 @@ class MemoryStore:
         self.spent[nonce] = (binding, expires_at, now)
         return NonceOutcome.CONSUMED, None if audit is None else self.append_audit(audit)
 
+    async def spend_nonce_async(
+        self, nonce: str, *, binding: str, expires_at: int, now: int, audit: AuditEvent | None
+    ) -> tuple[NonceOutcome, AuditRecord | None]:
+        return self.spend_nonce(nonce, binding=binding, expires_at=expires_at, now=now, audit=audit)
+
     def purge_nonces(self, *, before: int) -> int:
         gone = [n for n, (_, expires_at, _) in self.spent.items() if expires_at < before]
         for nonce in gone:

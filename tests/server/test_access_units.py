@@ -21,11 +21,12 @@ from server.access.proofs import (
 )
 from server.access.rowcache import RowCache
 from server.datadir import init_data_dir
-from server.errors import ConfigError
+from server.errors import ConfigError, UnavailableError
 from server.policy import PolicySchemaError, RuleMode, parse_policy
 from server.policy.model import TokenBinding
 from server.policy.usage import ObservedUsage, UsageRule
 from server.store import AuditEvent, DeviceRecord
+from server.store.access import AccessRound
 from server.store.sql import SqlStore, make_engine
 from server.tokens import KeyRing
 from server.usage.fields import check_usage_disclosed
@@ -125,18 +126,44 @@ def test_row_cache_sees_a_device_enrolled_after_a_miss(store: SqlStore) -> None:
 
 def test_replay_store_spends_each_proof_id_once(store: SqlStore) -> None:
     async def main() -> list[bool]:
-        replay = ProofReplayStore(store)
-        results = await asyncio.gather(
-            *(replay.spend(jkt="k", jti=jti, expires_at=100) for jti in ("a", "b", "a", "c"))
-        )
-        again = await replay.spend(jkt="k", jti="b", expires_at=100)
-        other_key = await replay.spend(jkt="k2", jti="b", expires_at=100)
+        rows = RowCache(store)
+        replay = ProofReplayStore(store, rows)
+
+        async def spend(jkt: str, jti: str, expires_at: int = 100) -> bool:
+            _, fresh = await replay.spend(jkt=jkt, jti=jti, expires_at=expires_at)
+            return fresh
+
+        results = await asyncio.gather(*(spend("k", jti) for jti in ("a", "b", "a", "c")))
+        again = await spend("k", "b")
+        other_key = await spend("k2", "b")
         assert replay.prune(now=101) == 4
-        fresh_after_prune = await replay.spend(jkt="k", jti="a", expires_at=200)
-        replay.close()
+        fresh_after_prune = await spend("k", "a", 200)
+        rows.close()
         return [*results, again, other_key, fresh_after_prune]
 
     assert asyncio.run(main()) == [True, True, False, True, False, True, True]
+
+
+def test_spending_a_proof_id_reads_the_revocation_epoch_in_the_same_round(
+    store: SqlStore,
+) -> None:
+    store.add_device(_device("d3"), AuditEvent("enroll", "d3", None, {}))
+
+    async def main() -> tuple[bool, bool, bool]:
+        rows = RowCache(store)
+        replay = ProofReplayStore(store, rows)
+        before = await rows.epoch()
+        cached = await rows.device("d3", epoch=before)
+        store.set_device_state("d3", revoked_at=5)  # committed before the next request
+        epoch, fresh = await replay.spend(jkt="k", jti="x", expires_at=100)
+        # the device lookup with the round's epoch sees the revocation: the cache was dropped
+        after = await rows.device("d3", epoch=epoch)
+        rows.close()
+        assert cached is not None
+        assert after is not None
+        return epoch != before, cached.active and not after.active, fresh
+
+    assert asyncio.run(main()) == (True, True, True)
 
 
 def test_server_nonces_rotate_and_the_previous_one_stays_valid(tmp_path: Path) -> None:
@@ -300,3 +327,38 @@ def test_presented_credentials() -> None:
     with pytest.raises(InactiveTokenError) as info:
         presented_credential("DPoP tok", None, ["p1", "p2"])
     assert info.value.step == "dpop.format"
+
+
+def test_the_epoch_is_read_at_once_or_else_through_the_thread(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite the epoch is read on the calling thread (no hop); when that read cannot
+    proceed without waiting it answers None and the batched round on the dedicated thread
+    reads it, with revocation still seen at once."""
+    store.add_device(_device("d4"), AuditEvent("enroll", "d4", None, {}))
+    at_once = AccessRound(store).epoch_at_once()
+    assert at_once is not None
+    monkeypatch.setattr(AccessRound, "epoch_at_once", lambda self: None)
+
+    async def main() -> tuple[int, bool]:
+        rows = RowCache(store)
+        through_thread = await rows.epoch()
+        assert (await rows.device("d4")) is not None
+        store.set_device_state("d4", revoked_at=5)
+        device = await rows.device("d4")
+        rows.close()
+        assert device is not None
+        return through_thread, device.active
+
+    assert asyncio.run(main()) == (at_once, False)
+
+
+def test_a_closed_batcher_answers_503_not_a_cancelled_task() -> None:
+    async def main() -> None:
+        batcher: Batcher[int, int] = Batcher(lambda items: list(items), name="t")
+        assert await batcher.submit(1) == 1
+        batcher.close()
+        with pytest.raises(UnavailableError, match="shutting down"):
+            await batcher.submit(2)
+
+    asyncio.run(main())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,14 +26,14 @@ from server.errors import (
     ConsentRequiredError,
     ProblemError,
 )
-from server.nonces import ChallengeNonces
+from server.nonces import ChallengeNonces, IssuedNonce
 from server.policy import Policy
 from server.policy.defaults import default_policy
 from server.policy.model import TokenSettings
 from server.policy.rules import KeyClassRule
 from server.store import DeviceRecord
 from server.tokens import KeyRing, SigningKey, TokenIssuer
-from server.verifier import Verifier, device_binding
+from server.verifier import AttestationOutcome, Verifier, device_binding
 from tests.devices import default_signals
 from tests.server.memstore import MemoryStore
 
@@ -51,8 +52,14 @@ class Bench:
     manifest: Manifest
     signing: ec.EllipticCurvePrivateKey
 
+    def challenge(self, device_id: str) -> IssuedNonce:
+        return asyncio.run(self.verifier.challenge(device_id))
+
+    def attest(self, body: bytes) -> AttestationOutcome:
+        return asyncio.run(self.verifier.attest(body))
+
     def claims(self, **overrides: Any) -> dict[str, Any]:
-        nonce = overrides.pop("nonce", None) or self.verifier.challenge(self.device_id).nonce
+        nonce = overrides.pop("nonce", None) or self.challenge(self.device_id).nonce
         fields = tuple(sorted(self.manifest.field_ids))
         claims = new_claims(
             nonce=nonce,
@@ -82,7 +89,7 @@ class Bench:
     ) -> dict[str, Any]:
         before = len(self.store.audit)
         with pytest.raises(error) as raised:
-            self.verifier.attest(body)
+            self.attest(body)
         assert "envattest" in raised.value.detail  # says what to do
         assert len(self.store.audit) == before + 1, "the refusal was not audited"
         record = self.store.audit[-1]
@@ -124,7 +131,7 @@ def bench(tmp_path: Path) -> Bench:
 
 def test_valid_evidence_gets_a_token_after_its_audit_record(bench: Bench) -> None:
     claims = bench.claims()
-    outcome = bench.verifier.attest(bench.sign(claims))
+    outcome = bench.attest(bench.sign(claims))
     assert outcome.decision.allow
     record = bench.store.audit[-1]
     assert (record.event, record.device_id, record.decision) == ("attest", "dev_a", "allow")
@@ -157,18 +164,18 @@ def test_valid_evidence_gets_a_token_after_its_audit_record(bench: Bench) -> Non
 
 
 def test_the_challenge_refuses_unknown_and_revoked_devices(bench: Bench) -> None:
-    issued = bench.verifier.challenge("dev_a")
+    issued = bench.challenge("dev_a")
     assert issued.expires_in == 120
     with pytest.raises(AttestationRejectedError, match="envattest init"):
-        bench.verifier.challenge("dev_nope")
+        bench.challenge("dev_nope")
     bench.store.revoke("dev_a", at=NOW)
     with pytest.raises(AttestationRejectedError):
-        bench.verifier.challenge("dev_a")
+        bench.challenge("dev_a")
     assert bench.store.audit == []  # unauthenticated refusals write nothing
 
 
 def test_the_challenge_nonce_expires_after_its_ttl(bench: Bench) -> None:
-    nonce = bench.verifier.challenge("dev_a").nonce
+    nonce = bench.challenge("dev_a").nonce
     outcome, _ = bench.verifier.nonces.spend(nonce, binding=device_binding("dev_a"), now=NOW + 120)
     assert outcome.value == "expired"
 
@@ -228,8 +235,8 @@ def test_nonce_refusals(bench: Bench, state: str) -> None:
     elif state == "other-device":
         nonce = bench.verifier.nonces.issue(device_binding("dev_b"), now=NOW, ttl_s=60).nonce
     else:
-        nonce = bench.verifier.challenge("dev_a").nonce
-        bench.verifier.attest(bench.evidence(nonce=nonce))
+        nonce = bench.challenge("dev_a").nonce
+        bench.attest(bench.evidence(nonce=nonce))
     expected = "already-used" if state == "already-used" else "unknown"
     bench.refused(bench.evidence(nonce=nonce), AttestationRejectedError, "nonce", expected)
 
@@ -247,11 +254,11 @@ def test_expired_nonce(tmp_path: Path) -> None:
 def test_iat_skew_bound_is_inclusive(bench: Bench, iat: int, allowed: bool) -> None:
     body = bench.evidence(iat=iat)
     if allowed:
-        assert bench.verifier.attest(body).decision.allow
+        assert bench.attest(body).decision.allow
         return
     before = len(bench.store.spent)
     with pytest.raises(AccessDeniedError) as refused:
-        bench.verifier.attest(body)
+        bench.attest(body)
     direction = "behind" if iat < NOW else "ahead of"
     assert f"{SKEW + 1} s {direction}" in refused.value.detail
     assert f"the bound is {SKEW} s" in refused.value.detail
@@ -266,7 +273,7 @@ def test_consent_to_another_manifest(bench: Bench) -> None:
     claims = bench.claims()
     claims["consent"]["manifest_sha256"] = "f" * 64
     with pytest.raises(ConsentRequiredError) as refused:
-        bench.verifier.attest(bench.sign(claims))
+        bench.attest(bench.sign(claims))
     assert refused.value.extra == {"manifest_sha256": bench.manifest.sha256}
     assert bench.store.audit[-1].data is not None
     assert bench.store.audit[-1].data["step"] == "consent"
@@ -277,7 +284,7 @@ def test_signal_without_consent(bench: Bench) -> None:
     claims["consent"]["fields"] = ["timezone.iana"]
     bench_refused = pytest.raises(ConsentRequiredError)
     with bench_refused:
-        bench.verifier.attest(bench.sign(claims))
+        bench.attest(bench.sign(claims))
     data = bench.store.audit[-1].data
     assert data is not None
     assert data["step"] == "signals"
@@ -289,7 +296,7 @@ def test_consent_to_a_field_the_manifest_does_not_request(bench: Bench) -> None:
     claims = bench.claims()
     claims["consent"]["fields"].append("not.a.field")
     with pytest.raises(ConsentRequiredError):
-        bench.verifier.attest(bench.sign(claims))
+        bench.attest(bench.sign(claims))
     data = bench.store.audit[-1].data
     assert data is not None
     assert (data["step"], data["reason"]) == ("signals", "unconsented fields: not.a.field")
@@ -299,7 +306,7 @@ def test_a_malformed_signal(bench: Bench) -> None:
     claims = bench.claims()
     claims["signals"]["timezone.utc_offset_minutes"] = "sixty"
     with pytest.raises(BadRequestError, match="malformed signal"):
-        bench.verifier.attest(bench.sign(claims))
+        bench.attest(bench.sign(claims))
     assert bench.store.audit[-1].data is not None
     assert bench.store.audit[-1].data["step"] == "signals"
 
@@ -312,7 +319,7 @@ def test_a_policy_deny_is_audited_with_no_token(tmp_path: Path) -> None:
     )
     bench = make_bench(tmp_path, policy)
     with pytest.raises(AccessDeniedError) as denied:
-        bench.verifier.attest(bench.evidence())
+        bench.attest(bench.evidence())
     assert denied.value.extra["decision"] == "deny"
     assert denied.value.extra["reasons"]
     record = bench.store.audit[-1]
@@ -337,20 +344,20 @@ def test_a_withheld_enforce_field_denies_and_names_it(bench: Bench) -> None:
     claims["consent"]["fields"] = [f for f in claims["consent"]["fields"] if f != enforce[0]]
     del claims["signals"][enforce[0]]
     with pytest.raises(AccessDeniedError) as denied:
-        bench.verifier.attest(bench.sign(claims))
+        bench.attest(bench.sign(claims))
     assert any(enforce[0] in r for r in denied.value.extra["reasons"])
     # a withheld report field is fine
     claims = bench.claims()
     claims["consent"]["fields"] = [f for f in claims["consent"]["fields"] if f != report[0]]
     del claims["signals"][report[0]]
-    assert bench.verifier.attest(bench.sign(claims)).decision.allow
+    assert bench.attest(bench.sign(claims)).decision.allow
 
 
 def test_refusals_after_the_device_lookup_name_the_device(bench: Bench) -> None:
     claims = bench.claims()
     claims["consent"]["manifest_sha256"] = "f" * 64
     with pytest.raises(ConsentRequiredError) as refused:
-        bench.verifier.attest(bench.sign(claims))
+        bench.attest(bench.sign(claims))
     assert "envattest consent" in refused.value.detail
     record = bench.store.audit[-1]
     assert (record.event, record.device_id, record.decision) == (
@@ -361,5 +368,5 @@ def test_refusals_after_the_device_lookup_name_the_device(bench: Bench) -> None:
     claims = bench.claims()
     claims["consent"]["fields"] = ["timezone.iana"]
     with pytest.raises(ConsentRequiredError) as refused:
-        bench.verifier.attest(bench.sign(claims))
+        bench.attest(bench.sign(claims))
     assert "envattest consent" in refused.value.detail

@@ -19,6 +19,11 @@ from tools.mutation import classify
         ('"update the agent"', '"XXupdate the agentXX"', "message"),
         ('x.encode("ascii")', 'x.encode("ASCII")', "message"),
         ('int.from_bytes(raw, "big")', "int.from_bytes(raw, )", "equivalent"),
+        (
+            'r.to_bytes(32, "big") + s.to_bytes(32, "big")',
+            'r.to_bytes(32, ) + s.to_bytes(32, "big")',
+            "equivalent",
+        ),
         ("if len(proof) > LIMIT:", "if len(proof) >= LIMIT:", "check"),
         ('mac = key + b"\\x00"', 'mac = key + b"XX\\x00XX"', "check"),
         ("if not ok:", "if ok:", "check"),

@@ -30,6 +30,7 @@ from attest.keys.tpm2 import EkKind, Tpm2Key
 from attest.tpm.constants import TPM_GENERATED_VALUE, ObjectAttributes, TpmAlg, TpmSt
 from attest.tpm.public import tpm_name
 from attest.tpm.wire import tpm2b
+from tests.tpm.forged_cases import parameter_cases
 from tests.tpm.swtpm import LocalCa, SoftwareTpm
 
 Case = dict[str, Any]
@@ -415,6 +416,7 @@ def build_cases(lab: Lab, now: dt.datetime | None = None) -> dict[str, Case]:
     )  # fmt: skip
 
     cases.update(_software_key_cases(lab, good, now, trust))
+    cases.update(parameter_cases(cases["valid_ecc_p384_ek"], cases["valid_rsa2048_ek"]))
     return cases
 
 
