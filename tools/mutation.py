@@ -36,6 +36,11 @@ _EQUIVALENT = (
     ("ensure_ascii=False", "ensure_ascii=None", "None is falsy like False"),
     ("token_bytes(32)", "token_bytes(None)", "token_bytes() defaults to 32 bytes"),
     ("results), default=0)", "results), default=1)", "no results: the width pads no row"),
+    (
+        "while self.pos < len(self.text) and self.peek(3)",
+        "while self.pos <= len(self.text) and self.peek(3)",
+        "past the end peek() is '' and the loop stops; only unterminated (refused) TOML gets there",
+    ),
     ("results), default=0)", "results), default=None)", "no results: the width pads no row"),
 )
 

@@ -68,16 +68,14 @@ class _Scanner:
 
     def string(self) -> str:
         quote = self.peek()
-        if self.peek(3) == quote * 3:
+        if self.peek(3) == quote * 3:  # multi-line: a value, never a key, so not kept
             self.advance(3)
-            start = self.pos
             while self.pos < len(self.text) and self.peek(3) != quote * 3:
                 self.advance(2 if quote == '"' and self.peek() == "\\" else 1)
-            value = self.text[start : self.pos]
             self.advance(3)
             while self.peek() == quote:  # up to two quotes may end the content
                 self.advance()
-            return value
+            return ""
         self.advance()
         chars: list[str] = []
         while self.pos < len(self.text) and self.peek() != quote:

@@ -91,6 +91,7 @@ CRLF_LINES: dict[KeyPath, int] = {
         ("\n\n\t  \n[t]\n\n  k\t=\t'v'", {("t",): 4, ("t", "k"): 6}),
         ('a = "\\\\"\nb = "\\""\nc = 1', {("a",): 1, ("b",): 2, ("c",): 3}),
         ('a = """\n\\"""\n"""\nb = 1', {("a",): 1, ("b",): 4}),
+        ('a = """"""\nb = \'\'\'\'\'\'\nc = 1', {("a",): 1, ("b",): 2, ("c",): 3}),
         ("a = [[1], [\n[2]]]\nb = 2", {
             ("a",): 1, ("a", 0): 1, ("a", 0, 0): 1, ("a", 1): 1, ("a", 1, 0): 2,
             ("a", 1, 0, 0): 2, ("b",): 3,
@@ -102,7 +103,8 @@ CRLF_LINES: dict[KeyPath, int] = {
                                         ("x", 2, "y"): 4}),
     ],
     ids=["every-form", "more-forms", "crlf", "empty", "comment", "no-final-newline",
-         "blank-lines-and-tabs", "escapes", "multi-line-escape", "nested-arrays",
+         "blank-lines-and-tabs", "escapes", "multi-line-escape", "empty-multi-line",
+         "nested-arrays",
          "nested-inline-tables", "three-array-tables"],
 )  # fmt: skip
 def test_the_whole_line_map(text: str, lines: dict[KeyPath, int]) -> None:
