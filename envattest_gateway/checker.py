@@ -24,6 +24,10 @@ MISSING = (
     "no envattest access token: run 'envattest token' (or let your tool's credential helper "
     "do it) and send it as Authorization: Bearer or X-Api-Key"
 )
+NO_EXTERNAL_URL = (
+    "this gateway cannot check DPoP proofs: its administrator must set its external URL "
+    "(ENVATTEST_EXTERNAL_URL for LiteLLM) to the URL clients use for it"
+)
 BOUND_AS_BEARER = (
     "this access token is bound to the device key (DPoP) and was sent without its proof: "
     "send requests through 'envattest proxy' (or 'envattest exec --via-proxy')"
@@ -128,6 +132,8 @@ class TokenChecker:
         # (4) still active at the verifier (revocation; for DPoP also the proof, checked by
         #     the verifier for this request): within the cache time for bearer tokens
         if presented.scheme == "DPoP" and dpop:
+            if not url:  # the gateway was not told its own URL: htu cannot be checked
+                raise BindingError(NO_EXTERNAL_URL, detail="no external URL configured")
             answer = await self._introspection.active_with_proof(
                 presented.token, proof=dpop, method=method, url=url
             )

@@ -11,8 +11,9 @@ optionally ``ENVATTEST_ISSUER`` (default: the verifier URL), ``ENVATTEST_AUDIENC
 ``ENVATTEST_CACHE_S`` (introspection cache, default 5), ``ENVATTEST_USERS`` (a JSON file
 ``{"dev_...": "alice@example.org"}`` naming the LiteLLM user of each device; by default the
 user is the device id) and ``ENVATTEST_EXTERNAL_URL`` (the base URL clients use for LiteLLM:
-the URL a DPoP proof must name is this plus the request's path; without it, the URL LiteLLM
-sees, whose host comes from the client's ``Host`` header). Each request becomes a LiteLLM key
+the URL a DPoP proof must name is this plus the request's path; without it DPoP-bound tokens
+are refused, because the only other URL at hand takes its host from the client's ``Host``
+header). Each request becomes a LiteLLM key
 ``envattest:<device>`` of that user, so LiteLLM's budgets, rate limits and spend logs apply per
 device and per person.
 """
@@ -92,10 +93,10 @@ def litellm_key(identity: Identity, users: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
-def request_url(settings: LiteLLMSettings, seen_url: str, path: str) -> str:
-    """The URL a DPoP proof must name (``htu``): the configured external URL and the path, or
-    what LiteLLM saw when none is configured."""
-    return settings.external_url + path if settings.external_url else seen_url
+def request_url(settings: LiteLLMSettings, path: str) -> str:
+    """The URL a DPoP proof must name (``htu``): the configured external URL and the path,
+    never anything the client sent; '' when none is configured (DPoP is then refused)."""
+    return settings.external_url + path if settings.external_url else ""
 
 
 @functools.cache
@@ -126,7 +127,7 @@ async def user_api_key_auth(request: Any, api_key: str) -> Any:
             api_key=headers.get("x-api-key") or api_key,
             dpop=headers.get("dpop"),
             method=request.method,
-            url=request_url(settings, str(request.url), request.url.path),
+            url=request_url(settings, request.url.path),
         )
     except DeniedError as exc:
         raise HTTPException(status_code=exc.status, detail=exc.reason) from exc

@@ -91,6 +91,7 @@ def running_litellm(
         config + "\nlitellm_settings:\n  callbacks: recorder.handler\n"
     )
     (run_dir / "users.json").write_text(json.dumps(users))
+    url = f"http://127.0.0.1:{port}"
     env = {
         "PATH": f"{venv / 'bin'}:/usr/bin:/bin",
         "HOME": str(run_dir),
@@ -101,6 +102,7 @@ def running_litellm(
         "ENVATTEST_AUDIENCE": "envattest",
         "ENVATTEST_USERS": str(run_dir / "users.json"),
         "ENVATTEST_CACHE_S": str(cache_s),
+        "ENVATTEST_EXTERNAL_URL": url,
         "LITELLM_MASTER_KEY": "sk-" + secrets.token_hex(32),
         "LITELLM_TELEMETRY": "False",
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
@@ -110,7 +112,6 @@ def running_litellm(
         str(venv / "bin" / "litellm"), "--config", str(run_dir / "config.yaml"),
         "--host", "127.0.0.1", "--port", str(port),
     ]  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
     with running_program(
         argv, url=f"{url}/health/liveliness", log=run_dir / "litellm.log", env=env, wait_s=120
     ):

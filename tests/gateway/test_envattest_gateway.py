@@ -209,6 +209,16 @@ def test_a_dpop_proof_is_checked_by_the_verifier_for_this_request(
         _check(checker, url=url, **request)  # DPoP scheme without a proof
 
 
+def test_a_gateway_that_does_not_know_its_url_refuses_dpop_without_asking(
+    verifier: FakeVerifier,
+) -> None:
+    bound = verifier.token(binding="dpop")
+    request = {"authorization": f"DPoP {bound}", "method": "POST", "dpop": "good-proof"}
+    with pytest.raises(BindingError, match="ENVATTEST_EXTERNAL_URL"):
+        _check(_checker(verifier), url="", **request)
+    assert "/v1/introspect" not in verifier.calls
+
+
 def test_litellm_settings_and_key(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="ENVATTEST_VERIFIER_URL and ENVATTEST_GATEWAY_CREDENTIAL"):
         LiteLLMSettings.from_env({})
