@@ -163,6 +163,10 @@ class _Wire(asyncio.Protocol):
         if at < 0:
             at = bytes(buffer[:end]).lower().find(b"\r\ncontent-length:")
             if at < 0:
+                status = int(buffer[9:12])
+                if status in (204, 304):  # no body and no Content-Length (RFC 9110 8.6)
+                    del buffer[: end + 4]
+                    return status, b""
                 raise HttpError("a response without Content-Length (chunked?)")
         line_end = buffer.find(b"\r\n", at + 2)
         length = int(buffer[at + 17 : line_end if 0 <= line_end < end else end])

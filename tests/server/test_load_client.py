@@ -50,13 +50,16 @@ def test_responses_are_read_across_reads_and_back_to_back() -> None:
             await reader.readuntil(b"\r\n\r\n")
             writer.write(b"HTTP/1.1 401 No\r\nContent-Length: 2\r\nx: y\r\n\r\nno")
             await writer.drain()
+            await reader.readuntil(b"\r\n\r\n")  # forward auth: 204 without Content-Length
+            writer.write(b"HTTP/1.1 204 No Content\r\nx-envattest-device: d\r\n\r\n")
+            await writer.drain()
 
         server = await asyncio.start_server(serve, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         wire = await _Wire.open("127.0.0.1", port)
-        answers = [await wire.request(b"GET / HTTP/1.1\r\n\r\n") for _ in range(2)]
+        answers = [await wire.request(b"GET / HTTP/1.1\r\n\r\n") for _ in range(3)]
         wire.close()
         server.close()
         return answers
 
-    assert asyncio.run(scenario()) == [(200, b"hello"), (401, b"no")]
+    assert asyncio.run(scenario()) == [(200, b"hello"), (401, b"no"), (204, b"")]

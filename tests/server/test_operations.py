@@ -206,7 +206,11 @@ def test_no_token_when_the_audit_write_fails(
             raise UnavailableError("database down", retry_after_s=2)
         return original(nonce, audit=audit, **kw)
 
+    async def failing_settle_async(nonce: str, *, audit: AuditEvent | None, **kw: Any) -> object:
+        return failing_settle(nonce, audit=audit, **kw)  # the verifier awaits its spend
+
     monkeypatch.setattr(runtime.store, "spend_nonce", failing_settle)
+    monkeypatch.setattr(runtime.store, "spend_nonce_async", failing_settle_async)
     monkeypatch.setattr(runtime.issuer, "issue", lambda **kw: issued.append(kw))
     answer = client.post("/v1/attest", content=evidence, headers=EVIDENCE)
     assert answer.status_code == 503
