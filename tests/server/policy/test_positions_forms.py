@@ -91,6 +91,7 @@ CRLF_LINES: dict[KeyPath, int] = {
         ("x = 1 # no newline at the end", {("x",): 1}),
         ("\n\n\t  \n[t]\n\n  k\t=\t'v'", {("t",): 4, ("t", "k"): 6}),
         ('a = "\\\\"\nb = "\\""\nc = 1', {("a",): 1, ("b",): 2, ("c",): 3}),
+        ('[t]\n"a\\"b" = 1\n"\\u00e4" = 2', {("t",): 1, ("t", 'a"b'): 2, ("t", "ä"): 3}),
         ('a = """\n\\"""\n"""\nb = 1', {("a",): 1, ("b",): 4}),
         ('a = """"""\nb = \'\'\'\'\'\'\nc = 1', {("a",): 1, ("b",): 2, ("c",): 3}),
         ("a = [[1], [\n[2]]]\nb = 2", {
@@ -104,7 +105,7 @@ CRLF_LINES: dict[KeyPath, int] = {
                                         ("x", 2, "y"): 4}),
     ],
     ids=["every-form", "more-forms", "crlf", "empty", "comment", "literal-keys", "no-final-newline",
-         "blank-lines-and-tabs", "escapes", "multi-line-escape", "empty-multi-line",
+         "blank-lines-and-tabs", "escapes", "escaped-keys", "multi-line-escape", "empty-multi-line",
          "nested-arrays",
          "nested-inline-tables", "three-array-tables"],
 )  # fmt: skip
