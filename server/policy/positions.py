@@ -10,7 +10,6 @@ tables, arrays, every string form, comments) but converts no values.
 from __future__ import annotations
 
 import tomllib
-
 from collections.abc import Mapping
 
 KeyPath = tuple[str | int, ...]
