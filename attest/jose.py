@@ -31,7 +31,7 @@ ES256 = "ES256"
 _COORD_LEN = 32
 _ALLOWED_HEADER = frozenset({"alg", "typ", "kid"})
 
-_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())  # immutable; built once, not per signature
+ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())  # immutable; built once, not per signature
 Signer = Callable[[bytes], bytes]
 """Signs bytes with ES256, returning the 64-byte raw ``r||s`` signature."""
 
@@ -127,7 +127,7 @@ def verify_es256(jws: CompactJws, *, expected_key: ec.EllipticCurvePublicKey) ->
     r = int.from_bytes(jws.signature[:_COORD_LEN], "big")
     s = int.from_bytes(jws.signature[_COORD_LEN:], "big")
     try:
-        expected_key.verify(encode_dss_signature(r, s), jws.signing_input, _ECDSA_SHA256)
+        expected_key.verify(encode_dss_signature(r, s), jws.signing_input, ECDSA_SHA256)
     except InvalidSignature as exc:
         raise SignatureError("signature does not verify with the enrolled key") from exc
 

@@ -7,6 +7,7 @@ in the JWKS until every token they signed has expired.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
@@ -17,12 +18,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from attest.b64 import b64url_encode
 from attest.errors import FormatError, VerificationError
-from attest.jose import check_es256_header, parse_compact, verify_es256
+from attest.jose import (
+    ECDSA_SHA256,
+    ES256,
+    canonical_json,
+    check_es256_header,
+    der_to_raw,
+    parse_compact,
+    sign_encoded,
+    verify_es256,
+)
 from attest.jwk import jwk_thumbprint, public_jwk
 from attest.privatefile import ensure_private_dir, write_private_atomic
 from attest.strictjson import parse_json_object
@@ -53,6 +63,16 @@ class SigningKey:
     private_key: ec.EllipticCurvePrivateKey
     created_at: int
     retired_at: int | None = None
+
+    @functools.cached_property
+    def encoded_header(self) -> str:
+        """The JWS header of every token this key signs, encoded once (``attest.jose``)."""
+        header = {"alg": ES256, "kid": self.kid, "typ": TOKEN_TYP}
+        return b64url_encode(canonical_json(header))
+
+    def sign(self, data: bytes) -> bytes:
+        """ES256, raw ``r||s``."""
+        return der_to_raw(self.private_key.sign(data, ECDSA_SHA256))
 
 
 @dataclass(frozen=True)
@@ -271,9 +291,7 @@ class TokenIssuer:
             "assurance": assurance(binding),
         }
         key = self.ring.active
-        token = jwt.encode(
-            claims, key.private_key, algorithm="ES256", headers={"kid": key.kid, "typ": TOKEN_TYP}
-        )
+        token = sign_encoded(key.encoded_header, canonical_json(claims), key.sign)
         return IssuedToken(token=token, jti=str(claims["jti"]), expires_in=ttl_s, claims=claims)
 
     def verify(self, token: str, *, audience: str | None = None) -> dict[str, Any]:

@@ -37,6 +37,17 @@ _EQUIVALENT: tuple[tuple[str, str, str], ...] = (
     ("ensure_ascii=False", "ensure_ascii=None", "None is falsy like False"),
     ("token_bytes(32)", "token_bytes(None)", "token_bytes() defaults to 32 bytes"),
     ("results), default=0)", "results), default=1)", "no results: the width pads no row"),
+    (
+        "while self.pos < len(self.text) and",
+        "while self.pos <= len(self.text) and",
+        "the key-line scanner reaches the end inside a token only in TOML that tomllib refuses",
+    ),
+    ("skip_blank(newlines=False)", "skip_blank(newlines=None)", "None is falsy like False"),
+    (
+        "skip_blank(newlines=False)",
+        "skip_blank(newlines=True)",
+        "valid TOML has no line break inside a key or between '=' and its value",
+    ),
     ("results), default=0)", "results), default=None)", "no results: the width pads no row"),
     # the verifier's per-process key cache: a miss loads the same key again
     ("key = self._keys.get(material)", "key = None", "a cache miss loads the same key"),

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from attest.errors import KeyProviderError
-from attest.jose import der_to_raw
+from attest.jose import ECDSA_SHA256, der_to_raw
 from attest.jwk import public_jwk
 from attest.keys import KeyClass, ProviderName
 from attest.privatefile import write_private_atomic
@@ -62,7 +62,7 @@ class SoftwareKey:
 
     def sign(self, data: bytes) -> bytes:
         """ES256 signature, raw ``r||s``."""
-        return der_to_raw(self._key.sign(data, ec.ECDSA(hashes.SHA256())))
+        return der_to_raw(self._key.sign(data, ECDSA_SHA256))
 
     def attestation(self, nonce: bytes) -> dict[str, Any]:
         """Software keys carry no hardware proof; the key signs the challenge."""

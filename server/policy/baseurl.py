@@ -81,16 +81,15 @@ class BaseUrlRule:
             ERRORS_FIELD,
             sent.fields,
             rule=self.name,
-            mode=self.mode,
             unsafe_ignore=self.unsafe_ignore_unreadable_sources,
         )
         if refused:
             reason = f"base URL not allowed: {listing(refused)}"
             if unreadable is not None:
-                reason += f"; {unreadable.reason}"
+                reason += f"; {unreadable}"
             return RuleResult(self.name, self.mode, False, reason + skipped)
         if unreadable is not None:
-            return RuleResult(self.name, self.mode, False, unreadable.reason + skipped)
+            return RuleResult(self.name, self.mode, False, unreadable + skipped)
         if not entries:
             reason = "no base URL set (tools use their defaults)"
         else:

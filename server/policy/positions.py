@@ -9,6 +9,7 @@ tables, arrays, every string form, comments) but converts no values.
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Mapping
 
 KeyPath = tuple[str | int, ...]
@@ -68,27 +69,21 @@ class _Scanner:
 
     def string(self) -> str:
         quote = self.peek()
-        if self.peek(3) == quote * 3:
+        if self.peek(3) == quote * 3:  # multi-line: a value, never a key, so not kept
             self.advance(3)
-            start = self.pos
             while self.pos < len(self.text) and self.peek(3) != quote * 3:
                 self.advance(2 if quote == '"' and self.peek() == "\\" else 1)
-            value = self.text[start : self.pos]
             self.advance(3)
             while self.peek() == quote:  # up to two quotes may end the content
                 self.advance()
-            return value
+            return ""
+        start = self.pos
         self.advance()
-        chars: list[str] = []
         while self.pos < len(self.text) and self.peek() != quote:
-            if quote == '"' and self.peek() == "\\":
-                chars.append(self.peek(2))
-                self.advance(2)
-                continue
-            chars.append(self.peek())
-            self.advance()
+            self.advance(2 if quote == '"' and self.peek() == "\\" else 1)
         self.advance()
-        return "".join(chars)
+        raw = self.text[start : self.pos]
+        return _basic_string(raw) if quote == '"' and "\\" in raw else raw[1:-1]
 
     def key(self) -> KeyPath:
         parts: list[str | int] = []
@@ -182,6 +177,14 @@ class _Scanner:
                     self.record(table[:end])
             else:
                 self.assignment(table)
+
+
+def _basic_string(raw: str) -> str:
+    """A quoted key with escapes, decoded as TOML decodes it (``"a\\"b"`` is ``a"b``)."""
+    try:
+        return str(tomllib.loads(f"k = {raw}")["k"])
+    except tomllib.TOMLDecodeError:  # not a key tomllib accepted: no line is recorded for it
+        return raw
 
 
 def key_lines(text: str) -> dict[KeyPath, int]:

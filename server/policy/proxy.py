@@ -65,16 +65,15 @@ class ProxyRule:
             ERRORS_FIELD,
             sent.fields,
             rule=self.name,
-            mode=self.mode,
             unsafe_ignore=self.unsafe_ignore_unreadable_sources,
         )
         if refused:
             reason = f"proxy not allowed: {listing(refused)} (allowed: {show(self.allowed_hosts)})"
             if unreadable is not None:
-                reason += f"; {unreadable.reason}"
+                reason += f"; {unreadable}"
             return RuleResult(self.name, self.mode, False, reason + skipped)
         if unreadable is not None:
-            return RuleResult(self.name, self.mode, False, unreadable.reason + skipped)
+            return RuleResult(self.name, self.mode, False, unreadable + skipped)
         if not entries:
             if self.require_proxy:
                 reason = (

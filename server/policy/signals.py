@@ -124,10 +124,9 @@ def unreadable_sources(
     fields: Iterable[FieldId],
     *,
     rule: str,
-    mode: RuleMode,
     unsafe_ignore: bool,
-) -> RuleResult | None:
-    """A failing result when a source feeding ``fields`` could not be read, or when
+) -> str | None:
+    """Why ``rule`` fails when a source feeding ``fields`` could not be read, or when
     ``errors_field`` (which would say so) was not sent; None when all is readable.
 
     Fail closed: a value the agent could not parse is exactly where a relay would hide.
@@ -137,11 +136,10 @@ def unreadable_sources(
     fix = f"or set {UNSAFE_IGNORE} = true in [rules.{rule}]"
     if errors_field not in facts.signals:
         state = "consented but not sent" if errors_field in facts.consented else "not sent"
-        reason = (
+        return (
             f"field {errors_field} was {state}, so a source the agent could not read would go "
             f"unseen; request {errors_field} in the manifest, {fix}"
         )
-        return RuleResult(rule, mode, False, reason)
     wanted = frozenset(fields)
     try:
         entries = _entries(facts, errors_field)
@@ -151,14 +149,13 @@ def unreadable_sources(
             if e.get("field") in wanted
         ]
     except MalformedSignalError as exc:
-        return RuleResult(rule, mode, False, str(exc))
+        return str(exc)
     if not failed:
         return None
-    reason = (
+    return (
         f"could not read {listing(failed)}: fix that setting so it names a usable URL (or "
         f"remove it), {fix}"
     )
-    return RuleResult(rule, mode, False, reason)
 
 
 def tunnel_entries(facts: PolicyInput, field_id: FieldId) -> tuple[TunnelEntry, ...]:

@@ -36,8 +36,7 @@ def _toml_type(value: object) -> str:
         (datetime, "a date-time"),
         (date, "a date"),
         (time, "a time"),
-        (object, "a value"),
-    )
+    )  # every value tomllib returns is one of these
     return next(name for kind, name in kinds if isinstance(value, kind))
 
 
@@ -50,7 +49,7 @@ class TomlDocument:
 
     def error(self, path: KeyPath, problem: str, fix: str) -> PolicySchemaError:
         """An error located at ``path`` (or its nearest parent that has a line)."""
-        line = line_of(self.lines, path) if path else None
+        line = line_of(self.lines, path)
         return PolicySchemaError(
             problem, source=self.source, fix=fix, line=line or 1, key=format_path(path) or None
         )

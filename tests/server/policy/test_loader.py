@@ -136,7 +136,8 @@ def test_invalid_policy_names_line_and_key(path: Path) -> None:
     if key is not None:
         assert caught.value.key == key
         assert f": {key}: " in str(caught.value)
-    assert re.search(message, str(caught.value)), str(caught.value)
+    told = f"{caught.value.problem}. {caught.value.fix}"
+    assert re.match(message, told), f"{told!r} does not start with {message!r}"
     assert caught.value.fix, "every error says what to do"
     assert str(caught.value).endswith(f". {caught.value.fix}")
     if key is None:

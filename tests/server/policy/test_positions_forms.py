@@ -87,10 +87,13 @@ CRLF_LINES: dict[KeyPath, int] = {
         (CRLF, CRLF_LINES),
         ("", {}),
         ("# only a comment", {}),
+        ("'a.b' = 1\n'c' . d = 2", {("a.b",): 1, ("c",): 2, ("c", "d"): 2}),
         ("x = 1 # no newline at the end", {("x",): 1}),
         ("\n\n\t  \n[t]\n\n  k\t=\t'v'", {("t",): 4, ("t", "k"): 6}),
         ('a = "\\\\"\nb = "\\""\nc = 1', {("a",): 1, ("b",): 2, ("c",): 3}),
+        ('[t]\n"a\\"b" = 1\n"\\u00e4" = 2', {("t",): 1, ("t", 'a"b'): 2, ("t", "ä"): 3}),
         ('a = """\n\\"""\n"""\nb = 1', {("a",): 1, ("b",): 4}),
+        ('a = """"""\nb = \'\'\'\'\'\'\nc = 1', {("a",): 1, ("b",): 2, ("c",): 3}),
         ("a = [[1], [\n[2]]]\nb = 2", {
             ("a",): 1, ("a", 0): 1, ("a", 0, 0): 1, ("a", 1): 1, ("a", 1, 0): 2,
             ("a", 1, 0, 0): 2, ("b",): 3,
@@ -101,8 +104,9 @@ CRLF_LINES: dict[KeyPath, int] = {
         ("[[x]]\n[[x]]\n[[x]]\ny = 1", {("x",): 1, ("x", 0): 1, ("x", 1): 2, ("x", 2): 3,
                                         ("x", 2, "y"): 4}),
     ],
-    ids=["every-form", "more-forms", "crlf", "empty", "comment", "no-final-newline",
-         "blank-lines-and-tabs", "escapes", "multi-line-escape", "nested-arrays",
+    ids=["every-form", "more-forms", "crlf", "empty", "comment", "literal-keys", "no-final-newline",
+         "blank-lines-and-tabs", "escapes", "escaped-keys", "multi-line-escape", "empty-multi-line",
+         "nested-arrays",
          "nested-inline-tables", "three-array-tables"],
 )  # fmt: skip
 def test_the_whole_line_map(text: str, lines: dict[KeyPath, int]) -> None:

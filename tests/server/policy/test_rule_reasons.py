@@ -88,6 +88,24 @@ CASES: list[tuple[str, object, dict[str, object], bool, str]] = [
         f"no proxy configured; {OS_PAC_TOOLS}{SKIPPED}",
     ),
     (
+        "proxy-unreadable-ignored",
+        ProxyRule(allowed_hosts=OURS, unsafe_ignore_unreadable_sources=True),
+        {**NO_PROXY, "proxy.errors": [_unreadable("proxy.env", "env:ALL_PROXY")]},
+        True,
+        "no proxy configured",
+    ),
+    (
+        "proxy-errors-not-sent-ignored",
+        ProxyRule(
+            allowed_hosts=OURS,
+            fields=(ProxyRule().fields[0],),
+            unsafe_ignore_unreadable_sources=True,
+        ),
+        {"proxy.env": [proxy_endpoint("proxy.example.internal")]},
+        True,
+        "every proxy allowed: env:HTTPS_PROXY -> proxy.example.internal",
+    ),
+    (
         "proxy-every-one-allowed",
         ProxyRule(allowed_hosts=(host_glob("*.example.internal"),)),
         {
