@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from attest.jose import der_to_raw
 from attest.jwk import jwk_thumbprint, load_public_jwk, public_jwk
 from server.errors import AccessDeniedError, AttestationRejectedError, ConsentRequiredError
+from server.policy import PolicyInput
 from server.policy.defaults import default_policy
 from server.policy.model import TokenBinding, TokenSettings
 from server.store import DeviceRecord
@@ -178,3 +179,39 @@ def test_the_token_carries_the_policy_binding(tmp_path: Path, binding: TokenBind
     outcome = bench.attest(bench.evidence())
     claims = jwt.decode(outcome.token.token, options={"verify_signature": False})
     assert claims["binding"] == binding.value
+
+
+class SpyPolicy:
+    """The default policy, remembering the facts each evaluation was given."""
+
+    def __init__(self) -> None:
+        self.inner = default_policy()
+        self.seen: list[PolicyInput] = []
+
+    def evaluate(self, facts: PolicyInput) -> Any:
+        self.seen.append(facts)
+        return self.inner.evaluate(facts)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_the_policy_decides_on_the_verified_facts(tmp_path: Path) -> None:
+    # every fact a rule can read (device, key class, skew, iat for the zone offset, the
+    # consented fields and the manifest's enforced ones) comes from the verified evidence
+    spy = SpyPolicy()
+    bench = make_bench(tmp_path, policy=spy)  # type: ignore[arg-type]
+    optional = sorted(r.field.id for r in bench.manifest.fields if r.mode.value != "enforce")
+    consented = sorted(bench.manifest.field_ids - {optional[0]})  # one optional field declined
+    claims = bench.claims(iat=NOW - 7)
+    claims["consent"]["fields"] = consented
+    claims["signals"] = {k: v for k, v in claims["signals"].items() if k in consented}
+    assert bench.attest(bench.sign(claims)).decision.allow
+    (facts,) = spy.seen
+    assert facts.device_id == "dev_a"
+    assert facts.key_class.value == "software"
+    assert facts.clock_skew_s == 7
+    assert facts.iat == NOW - 7
+    assert facts.consented == frozenset(consented)
+    assert facts.signals == claims["signals"]
+    assert facts.required == bench.manifest.field_ids - set(optional)
