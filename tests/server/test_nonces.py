@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 from collections.abc import Iterator
@@ -42,6 +43,26 @@ def test_a_nonce_is_32_bytes_and_spent_exactly_once() -> None:
     assert issuer.spend(issued.nonce, binding=DEVICE, now=NOW + 119)[0] is NonceOutcome.CONSUMED
     assert store.spent == {issued.nonce: (DEVICE, NOW + 120, NOW + 119)}
     again = issuer.spend(issued.nonce, binding=DEVICE, now=NOW + 1)
+    assert again == (NonceOutcome.ALREADY_USED, None)
+
+
+def test_the_awaited_spend_checks_and_stores_what_the_blocking_one_does() -> None:
+    # the verifier's hot path spends through spend_async: same checks, same row, same record
+    store = MemoryStore()
+    issuer = nonces(store)
+    issued = issuer.issue(DEVICE, now=NOW, ttl_s=120)
+    event = AuditEvent("attest", "dev_a", "allow", {})
+    wrong = asyncio.run(issuer.spend_async(issued.nonce, binding="device:dev_b", now=NOW))
+    assert wrong == (NonceOutcome.UNKNOWN, None)
+    assert store.spent == {}  # refused before the store
+    outcome, record = asyncio.run(
+        issuer.spend_async(issued.nonce, binding=DEVICE, now=NOW + 119, audit=event)
+    )
+    assert outcome is NonceOutcome.CONSUMED
+    assert record is not None
+    assert (record.event, record.device_id) == ("attest", "dev_a")
+    assert store.spent == {issued.nonce: (DEVICE, NOW + 120, NOW + 119)}
+    again = asyncio.run(issuer.spend_async(issued.nonce, binding=DEVICE, now=NOW + 1))
     assert again == (NonceOutcome.ALREADY_USED, None)
 
 
