@@ -18,6 +18,7 @@ from tests.conftest import AgentCli
 from tests.gateway.nginx import running_nginx
 from tests.server.dpop_support import dpop_verifier
 from tests.servers import VerifierProcess, clean_env
+from tests.stubs.llm_api import StubLlmApi, running_llm_api
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,15 @@ def dpop_gateway(
             yield Gateway(url, verifier)
     finally:
         verifier.stop()
+
+
+@contextmanager
+def api_behind_dpop_gateway(run_dir: Path) -> Iterator[tuple[Gateway, StubLlmApi]]:
+    """The stub LLM API (answering "pong from the stub") behind ``dpop_gateway``."""
+    with running_llm_api(reply="pong from the stub") as api:
+        port = int(api.url.rsplit(":", 1)[1])
+        with dpop_gateway(run_dir, upstream_port=port) as gateway:
+            yield gateway, api
 
 
 def enroll(agent_cli: AgentCli, verifier: VerifierProcess, *key_args: str) -> str:

@@ -18,10 +18,10 @@ from attest.dpop import verify_proof
 from tests.codingtools.installdoc import install_block
 from tests.codingtools.npmtools import npm_tool
 from tests.conftest import AgentCli
-from tests.e2e.proxy_support import Gateway, dpop_gateway, enroll
+from tests.e2e.proxy_support import Gateway, api_behind_dpop_gateway, enroll
 from tests.server.support import token_claims
 from tests.servers import clean_env
-from tests.stubs.llm_api import StubLlmApi, running_llm_api
+from tests.stubs.llm_api import StubLlmApi
 
 TIMEOUT_S = 240
 """Node start-up of Gemini CLI on a loaded two-core machine."""
@@ -29,10 +29,8 @@ TIMEOUT_S = 240
 
 @pytest.fixture
 def api_behind_nginx(tmp_path: Path) -> Iterator[tuple[Gateway, StubLlmApi]]:
-    with running_llm_api(reply="pong from the stub") as api:
-        port = int(api.url.rsplit(":", 1)[1])
-        with dpop_gateway(tmp_path, upstream_port=port) as gateway:
-            yield gateway, api
+    with api_behind_dpop_gateway(tmp_path) as running:
+        yield running
 
 
 def test_gemini_cli_answers_through_the_proxy_with_dpop_only(
