@@ -116,6 +116,13 @@ class VerifierProcess:
             ]
         ).strip()  # fmt: skip
 
+    def gateway_credential(self, name: str) -> str:
+        """A fresh gateway credential (``gw_...``) from the admin CLI."""
+        out = run_server_cli(
+            ["gateway-credential", "create", "--data-dir", str(self.data_dir), "--name", name]
+        )
+        return out.strip().split()[0]
+
 
 def init_verifier(data_dir: Path, *, database_url: str = "") -> VerifierProcess:
     """``envattest-server init`` into ``data_dir`` and return an unstarted process handle."""

@@ -8,16 +8,12 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from agent.proxy.toolenv import PLACEHOLDER_KEY
 from attest.dpop import verify_proof
 from tests.codingtools.npmtools import npm_tool
 from tests.conftest import AgentCli
-from tests.e2e.proxy_support import Gateway, api_behind_dpop_gateway, enroll
+from tests.e2e.proxy_support import Gateway, enroll
 from tests.server.support import token_claims
 from tests.servers import REPO, clean_env
 from tests.stubs.llm_api import StubLlmApi
@@ -25,12 +21,6 @@ from tests.stubs.llm_api import StubLlmApi
 TIMEOUT_S = 240
 """Node start-up of three Claude Code runs on a loaded two-core machine."""
 QUIET = {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1"}
-
-
-@pytest.fixture
-def api_behind_nginx(tmp_path: Path) -> Iterator[tuple[Gateway, StubLlmApi]]:
-    with api_behind_dpop_gateway(tmp_path) as running:
-        yield running
 
 
 def test_claude_code_turns_go_through_the_proxy_and_stop_after_revocation(

@@ -8,29 +8,19 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from agent.proxy.toolenv import PLACEHOLDER_KEY
 from attest.dpop import verify_proof
 from tests.codingtools.installdoc import install_block
 from tests.codingtools.npmtools import npm_tool
 from tests.conftest import AgentCli
-from tests.e2e.proxy_support import Gateway, api_behind_dpop_gateway, enroll
+from tests.e2e.proxy_support import Gateway, enroll
 from tests.server.support import token_claims
 from tests.servers import clean_env
 from tests.stubs.llm_api import StubLlmApi
 
 TIMEOUT_S = 240
 """Node start-up of Gemini CLI on a loaded two-core machine."""
-
-
-@pytest.fixture
-def api_behind_nginx(tmp_path: Path) -> Iterator[tuple[Gateway, StubLlmApi]]:
-    with api_behind_dpop_gateway(tmp_path) as running:
-        yield running
 
 
 def test_gemini_cli_answers_through_the_proxy_with_dpop_only(

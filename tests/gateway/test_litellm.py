@@ -48,10 +48,7 @@ def proxy(
     shared_verifier: VerifierProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Proxy]:
     device = enrolled_device(shared_verifier, tmp_path_factory.mktemp("dev") / "key.pem")
-    credential = run_server_cli(
-        ["gateway-credential", "create", "--data-dir", str(shared_verifier.data_dir),
-         "--name", "litellm"]
-    ).strip().split()[0]  # fmt: skip
+    credential = shared_verifier.gateway_credential("litellm")
     with (
         running_llm_api() as upstream,
         running_litellm(

@@ -25,7 +25,7 @@ from tests.devices import TestDevice
 from tests.gateway.litellm_proxy import running_litellm
 from tests.server.dpop_support import dpop_headers, dpop_verifier, refusals, refused_at
 from tests.server.support import enrolled_device
-from tests.servers import VerifierProcess, run_server_cli
+from tests.servers import VerifierProcess
 from tests.stubs.llm_api import StubLlmApi, running_llm_api
 
 CHAT = "/v1/chat/completions"
@@ -49,10 +49,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         granted = device.attest(device.evidence())
         assert granted.status_code == 200, granted.text
         assert granted.json()["token_type"] == "DPoP"
-        credential = run_server_cli(
-            ["gateway-credential", "create", "--data-dir", str(verifier.data_dir),
-             "--name", "litellm"]
-        ).strip().split()[0]  # fmt: skip
+        credential = verifier.gateway_credential("litellm")
         with (
             running_llm_api() as upstream,
             running_litellm(
