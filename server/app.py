@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
 from attest import __version__
 from server.api import device, operations, protocol, relying, tokenstatus
@@ -69,9 +72,31 @@ def fast_routes(runtime: Runtime) -> FastRoutes:
     return {**attestation_routes(runtime.verifier), **relying.fast_routes(runtime)}
 
 
-def create_app(runtime: Runtime) -> FastAPI:
+class VerifierApp(FastAPI):
+    """FastAPI with the edge layer (``server.edge``) in front of its whole stack.
+
+    The edge layer is the outermost ASGI layer, not a FastAPI middleware: the hot paths it
+    answers itself then skip the framework's own wrappers (error middleware, body limit,
+    routing) altogether, and everything else reaches FastAPI through it unchanged."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.edge: EdgeLayer | None = None
+
+    def install_edge(self, **settings: Any) -> None:
+        """Put the edge layer in front; ``settings`` are ``EdgeLayer``'s keyword arguments."""
+        self.edge = EdgeLayer(super().__call__, **settings)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.edge is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await self.edge(scope, receive, send)
+
+
+def create_app(runtime: Runtime) -> VerifierApp:
     """The verifier's ASGI application."""
-    app = FastAPI(
+    app = VerifierApp(
         title="envattest verifier",
         version=__version__,
         description="Consent-first environment attestation: protocol v1.",
@@ -90,8 +115,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     install_openapi(app)
     install_docs(app)
     config = runtime.config
-    app.add_middleware(
-        EdgeLayer,
+    app.install_edge(
         addresses=ClientAddresses(parse_trusted_proxies(config.trusted_proxies)),
         limits=RateLimits(per_address=runtime.ip_limiter, per_device=runtime.device_limiter),
         metrics=runtime.metrics,
