@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,19 +41,26 @@ class JsonLimits:
 DEFAULT_LIMITS = JsonLimits()
 
 
+class _Broken(Exception):
+    """A bound broke inside the decoder; ``parse_json`` names the document."""
+
+
 class _Bounded:
-    """The decoder hooks for one parse: they raise FormatError as soon as a bound breaks."""
+    """The decoder hooks for one set of limits: they raise ``_Broken`` as soon as a bound
+    breaks. They hold no state of a parse, so one decoder per limits serves every parse."""
 
-    def __init__(self, limits: JsonLimits, what: str) -> None:
+    def __init__(self, limits: JsonLimits) -> None:
         self.limits = limits
-        self.what = what
-
-    def fail(self, problem: str) -> FormatError:
-        return FormatError(f"{self.what}: {problem}")
+        self.decoder = json.JSONDecoder(
+            parse_int=self.parse_int,
+            parse_float=self.parse_float,
+            parse_constant=self.parse_constant,
+            object_pairs_hook=self.object_pairs,
+        )
 
     def number(self, text: str) -> None:
         if len(text) > self.limits.max_number_chars:
-            raise self.fail(
+            raise _Broken(
                 f"a number has more than {self.limits.max_number_chars} characters; "
                 "send numbers of ordinary size"
             )
@@ -65,34 +73,34 @@ class _Bounded:
         self.number(text)
         value = float(text)
         if not math.isfinite(value):
-            raise self.fail(f"the number {text} is out of range")
+            raise _Broken(f"the number {text} is out of range")
         return value
 
     def parse_constant(self, name: str) -> object:
-        raise self.fail(f"{name} is not JSON (RFC 8259); send a number or null")
+        raise _Broken(f"{name} is not JSON (RFC 8259); send a number or null")
 
     def object_pairs(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         if len(pairs) > self.limits.max_members:
-            raise self.fail(f"an object has more than {self.limits.max_members} members")
+            raise _Broken(f"an object has more than {self.limits.max_members} members")
         doc = dict(pairs)
         if len(doc) != len(pairs):
             names = [name for name, _ in pairs]
             twice = next(name for name in doc if names.count(name) > 1)
-            raise self.fail(f"member {twice[:40]!r} appears twice; send each member once")
+            raise _Broken(f"member {twice[:40]!r} appears twice; send each member once")
         return doc
 
     def string(self, value: str) -> None:
         if len(value) > self.limits.max_string_chars:
-            raise self.fail(f"a string is longer than {self.limits.max_string_chars} characters")
+            raise _Broken(f"a string is longer than {self.limits.max_string_chars} characters")
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            raise self.fail("a string holds a lone surrogate (\\ud800-\\udfff)") from None
+            raise _Broken("a string holds a lone surrogate (\\ud800-\\udfff)") from None
 
     def walk(self, value: dict[str, Any] | list[Any], depth: int, *, strings: bool) -> None:
         """Depth and array length of every container; with ``strings``, every string too."""
         if depth > self.limits.max_depth:
-            raise self.fail(f"nested deeper than {self.limits.max_depth} levels")
+            raise _Broken(f"nested deeper than {self.limits.max_depth} levels")
         if isinstance(value, dict):
             children: Any = value.values()
             if strings:
@@ -101,7 +109,7 @@ class _Bounded:
         else:
             children = value
             if len(value) > self.limits.max_members:
-                raise self.fail(f"an array has more than {self.limits.max_members} elements")
+                raise _Broken(f"an array has more than {self.limits.max_members} elements")
         for child in children:
             kind = type(child)
             if kind is dict or kind is list:
@@ -110,40 +118,58 @@ class _Bounded:
                 self.string(child)
 
 
+_decoders = threading.local()  # per thread: a decoder's scanner is not meant to be shared
+
+
+def _bounded(limits: JsonLimits) -> _Bounded:
+    """The hooks and decoder for ``limits``, built once per thread."""
+    cache: dict[JsonLimits, _Bounded] | None = getattr(_decoders, "by_limits", None)
+    if cache is None:
+        cache = _decoders.by_limits = {}
+    bounded = cache.get(limits)
+    if bounded is None:
+        bounded = cache[limits] = _Bounded(limits)
+    return bounded
+
+
 def parse_json(raw: bytes | str, *, what: str = "body", limits: JsonLimits = DEFAULT_LIMITS) -> Any:
     """Parse one untrusted JSON document within ``limits``; raises FormatError naming ``what``."""
-    bounded = _Bounded(limits, what)
+    try:
+        return _parse(raw, limits)
+    except _Broken as exc:
+        raise FormatError(f"{what}: {exc}") from None
+
+
+def _parse(raw: bytes | str, limits: JsonLimits) -> Any:
     # (1) size first, then strict UTF-8: json.loads(bytes) would also take UTF-16 and UTF-32
     if len(raw) > limits.max_bytes:
-        raise bounded.fail(f"larger than {limits.max_bytes} bytes; send less")
+        raise _Broken(f"larger than {limits.max_bytes} bytes; send less")
     if isinstance(raw, bytes | bytearray):
         try:
             text = bytes(raw).decode("utf-8")
         except UnicodeDecodeError:
-            raise bounded.fail("not UTF-8; send UTF-8 JSON (RFC 8259 section 8.1)") from None
+            raise _Broken("not UTF-8; send UTF-8 JSON (RFC 8259 section 8.1)") from None
     else:
         text = raw
+    if text.startswith("\ufeff"):  # as json.loads says it; the decoder alone would not
+        raise _Broken("not JSON (Unexpected UTF-8 BOM at character 0); send UTF-8 without a BOM")
     # (2) numbers, constants, member counts and duplicates inside the decoder's hooks
+    bounded = _bounded(limits)
     try:
-        doc = json.loads(
-            text,
-            parse_int=bounded.parse_int,
-            parse_float=bounded.parse_float,
-            parse_constant=bounded.parse_constant,
-            object_pairs_hook=bounded.object_pairs,
-        )
+        doc = bounded.decoder.decode(text)
     except json.JSONDecodeError as exc:
-        raise bounded.fail(f"not JSON ({exc.msg} at character {exc.pos}); fix the syntax") from None
+        raise _Broken(f"not JSON ({exc.msg} at character {exc.pos}); fix the syntax") from None
     except RecursionError:
-        raise bounded.fail(f"nested deeper than {limits.max_depth} levels") from None
+        raise _Broken(f"nested deeper than {limits.max_depth} levels") from None
     # (3) the walk, only where a bound can break: a document with fewer brackets than the
-    #     depth bound cannot be too deep, one shorter than a bound cannot hold a longer string
+    #     depth bound cannot be too deep, one with fewer commas than the member bound cannot
+    #     hold a longer array, one shorter than a bound cannot hold a longer string
     brackets = text.count("[") + text.count("{")
     long_strings = len(text) > limits.max_string_chars
     surrogates = "\\u" in text and _ESCAPED_SURROGATE.search(text) is not None
     strings = long_strings or surrogates
     if isinstance(doc, dict | list):
-        if brackets > limits.max_depth or strings or len(text) > 2 * limits.max_members:
+        if brackets > limits.max_depth or strings or text.count(",") >= limits.max_members:
             bounded.walk(doc, 1, strings=strings)
     elif strings and isinstance(doc, str):
         bounded.string(doc)

@@ -20,11 +20,11 @@ Every refusal here is an RFC 9457 problem document like the routes' own.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.errors import InternalServerError, PayloadTooLargeError, ProblemError
@@ -49,7 +49,7 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 
 async def send_problem(send: Send, error: ProblemError, *, close: bool = False) -> None:
     """Answer with the problem document of ``error``; ``close`` ends the connection after it."""
-    body = json.dumps(error.to_problem()).encode()
+    body = orjson.dumps(error.to_problem())
     headers = [
         (b"content-type", b"application/problem+json"),
         (b"content-length", str(len(body)).encode()),

@@ -151,6 +151,40 @@ class SqlBase:
                 db.autocommit = False
             raw.close()
 
+    @contextmanager
+    def _driver_tx(self) -> Iterator[Any]:
+        """A pooled DBAPI connection holding one write transaction, committed on leaving:
+        the group committer's scope. No SQLAlchemy Connection and no transaction events, so
+        a batch pays the database's work and the commit only. SQLite takes the write lock up
+        front (BEGIN IMMEDIATE) as ``_tx`` does; PostgreSQL opens its transaction implicitly
+        with the first statement."""
+        try:
+            raw = self.engine.raw_connection()
+        except self._unavailable_errors as exc:
+            raise unavailable(exc) from exc
+        db: Any = raw.driver_connection
+        try:
+            if not self._postgres:
+                db.execute("BEGIN IMMEDIATE")
+            yield db
+            if self._postgres:
+                db.commit()
+            else:
+                db.execute("COMMIT")
+        except BaseException as exc:
+            lost = isinstance(exc, self._unavailable_errors)
+            try:
+                db.rollback()
+            except Exception:  # a connection that cannot roll back is dropped
+                lost = True
+            if lost:
+                raw.invalidate()
+            if isinstance(exc, self._unavailable_errors):
+                raise unavailable(exc) from exc
+            raise
+        finally:
+            raw.close()
+
     def driver(self, conn: Connection) -> Any:
         """The DBAPI connection under ``conn``, for the few statements on the hot path: they
         run as plain SQL (``sql``) inside the same transaction, skipping statement

@@ -97,8 +97,8 @@ class NonceStore(AuditLogStore):
 
     def _commit_batch(self, batch: list[Pending[_Spend]]) -> None:
         spends = [pending.request for pending in batch]
-        with self._tx() as conn:
-            self._settle(self.driver(conn), spends)
+        with self._driver_tx() as db:
+            self._settle(db, spends)
         for spend in spends:
             if spend.record is not None:
                 self._committed(spend.record)
