@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 from server.alerts.detect import Alert, DeviceState, detect_alerts
 from server.console.evidence import (
@@ -116,6 +117,9 @@ class FleetBatch:
         if base.last_decision:
             self.tallies[("decision", base.last_decision)] -= 1
         self.tallies[("decision", record.decision)] += 1
+        found = (record.data or {}).get("signals")
+        # purged records still count, but carry no values
+        signals: dict[str, Any] | None = found if isinstance(found, dict) else None
         state = replace(
             base,
             last_seq=record.seq,
@@ -124,12 +128,10 @@ class FleetBatch:
             attestations=base.attestations + 1,
             denials=base.denials + int(denied),
             allow_run=0 if denied else base.allow_run + 1,
+            timezone=timezone(signals) if signals is not None else base.timezone,
+            baseurls=encode_base_urls(base_urls(signals)) if signals is not None else base.baseurls,
         )
-        signals = (record.data or {}).get("signals")
-        if isinstance(signals, dict):  # purged records still count, but carry no values
-            state = replace(
-                state, timezone=timezone(signals), baseurls=encode_base_urls(base_urls(signals))
-            )
+        if signals is not None:
             superseded = self._last_values is not None and self._last_values[device] != record.seq
             if not superseded:
                 values = field_values(signals)

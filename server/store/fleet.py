@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import fields
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from server.alerts.detect import USAGE_RULE_EVENTS, Alert, DeviceState
@@ -75,7 +76,10 @@ def _data(row: Any) -> dict[str, Any] | None:
     """A row's data, decoded only for the events whose data the projection reads."""
     if row.data is None or row.event not in _EVENTS_WITH_DATA:
         return None
-    data: dict[str, Any] = json.loads(row.data)
+    try:
+        data: dict[str, Any] = orjson.loads(row.data)
+    except orjson.JSONDecodeError:  # e.g. an integer past 64 bits, which json reads
+        data = json.loads(row.data)
     return data
 
 
