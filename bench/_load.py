@@ -113,11 +113,6 @@ def reference_server(
     return ServerProcess(argv, port, log_dir / f"reference-{port}.log")
 
 
-def BenchServer(data_dir: Path, port: int, *, workers: int = 1) -> ServerProcess:
-    """The verifier as earlier benchmark scripts start it."""
-    return verifier_server(data_dir, port, workers=workers)
-
-
 def disable_rate_limits(data_dir: Path) -> None:
     """All load comes from 127.0.0.1 and a few devices, so the per-IP and per-device limits
     (right for production) would answer 429 within a second: turn them off for benchmarks."""

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
-from bench._load import BenchServer, disable_rate_limits, last_line_json, percentile
+from bench._load import disable_rate_limits, last_line_json, percentile, verifier_server
 from tests.servers import clean_env, init_verifier
 
 
@@ -64,7 +64,7 @@ def main() -> int:
         work = Path(tmp)
         handle = init_verifier(work / "verifier")
         disable_rate_limits(handle.data_dir)
-        server = BenchServer(handle.data_dir, handle.port).start()
+        server = verifier_server(handle.data_dir, handle.port).start()
         try:
             home, user = work / "agent", work / "user"
             user.mkdir()
