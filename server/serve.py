@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -98,7 +99,9 @@ def serve(config: ServerConfig, options: ServeOptions) -> None:
             )
             _supervisor_class()(uv_config, sockets=[uv_config.bind_socket()]).run()
         else:
-            run_until_stopped(uvicorn.Server(uvicorn.Config(create_app(runtime), **settings)))
+            app = create_app(runtime)
+            freeze_startup_heap()
+            run_until_stopped(uvicorn.Server(uvicorn.Config(app, **settings)))
     finally:
         follower.stop()
         if metrics_server is not None:
@@ -132,7 +135,18 @@ def worker_app() -> Any:
     )
     runtime = build_runtime(config)
     signal.signal(signal.SIGHUP, _reload_on_hup(runtime))
-    return create_app(runtime)
+    app = create_app(runtime)
+    freeze_startup_heap()
+    return app
+
+
+def freeze_startup_heap() -> None:
+    """Take what startup built (routes, schemas, the policy, table metadata) out of the
+    cyclic garbage collector's view (``gc.freeze``): a full collection then walks only what
+    requests allocate, so its pauses stay short under load instead of adding to the tail
+    latency of whatever requests it interrupts."""
+    gc.collect()
+    gc.freeze()
 
 
 def _supervisor_class() -> type[Any]:
