@@ -93,6 +93,9 @@ class NonceStore(AuditLogStore):
             committer, self._group_committer = self._group_committer, None
         if committer is not None:
             committer.close()
+        gate = self.__dict__.pop("_writer_gate", None)  # opened with the first batch
+        if gate is not None:
+            gate.close()
         self.engine.dispose()
 
     def _commit_batch(self, batch: list[Pending[_Spend]]) -> None:
