@@ -20,6 +20,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from server.store import DeviceRecord
 from server.store.devices import device_from_row as _device
+from server.store.engine import driver_read
 from server.store.engine import unavailable as _unavailable
 from server.store.gateways import GatewayCredentialRecord
 from server.store.schema import audit_log, devices, dpop_jtis, gateway_credentials, revocation_epoch
@@ -49,10 +50,12 @@ def _connection(engine: Engine, *, write: bool) -> Iterator[Connection]:
 
 
 def read_epoch(engine: Engine) -> int:
-    """The revocation epoch: bumped by triggers whenever a device or credential row changes."""
-    with _connection(engine, write=False) as conn:
-        epoch = conn.execute(select(revocation_epoch.c.epoch).where(revocation_epoch.c.id == 1))
-        return int(epoch.scalar_one())
+    """The revocation epoch: bumped by triggers whenever a device or credential row changes.
+    One driver statement in autocommit (prepared on PostgreSQL): one round trip."""
+    with driver_read(engine) as db:
+        if engine.dialect.name == "postgresql":
+            return _epoch(db.execute(_EPOCH, prepare=True).fetchall())
+        return _epoch(db.execute(_EPOCH).fetchall())
 
 
 class _SqliteConnection:

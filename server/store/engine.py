@@ -88,6 +88,40 @@ def unavailable(exc: Exception) -> UnavailableError:
     )
 
 
+def unavailable_errors(engine: Engine) -> tuple[type[Exception], ...]:
+    """What a locked or unreachable database raises, from SQLAlchemy or from the driver
+    itself (hot paths run driver SQL, whose errors SQLAlchemy does not wrap)."""
+    dbapi = engine.dialect.dbapi
+    raw = (dbapi.OperationalError, dbapi.InterfaceError) if dbapi is not None else ()
+    return (OperationalError, SqlInterfaceError, PoolTimeoutError, *raw)
+
+
+@contextmanager
+def driver_read(engine: Engine) -> Iterator[Any]:
+    """A pooled DBAPI connection for one hot-path read, in autocommit (no SQLAlchemy
+    Connection, no transaction events): one round trip on PostgreSQL, where a transaction
+    would add BEGIN and a ROLLBACK that also drops the connection's prepared statements.
+    A database that is locked or gone is ``unavailable`` (503), and its connection dropped."""
+    errors = unavailable_errors(engine)
+    try:
+        raw = engine.raw_connection()
+    except errors as exc:
+        raise unavailable(exc) from exc
+    db: Any = raw.driver_connection
+    postgres = engine.dialect.name == "postgresql"
+    try:
+        if postgres:
+            db.autocommit = True  # client-side switch: no round trip
+        yield db
+    except errors as exc:
+        raw.invalidate()
+        raise unavailable(exc) from exc
+    finally:
+        if postgres and not db.closed:
+            db.autocommit = False
+        raw.close()
+
+
 class WriterGate:
     """Orders one machine's hot SQLite writers: an exclusive ``flock`` on a file beside the
     database, held from ``BEGIN IMMEDIATE`` to ``COMMIT`` by each process's group committer.
@@ -150,10 +184,7 @@ class SqlBase:
 
     @property
     def _unavailable_errors(self) -> tuple[type[Exception], ...]:
-        # hot paths run driver SQL (``driver``), whose errors SQLAlchemy does not wrap
-        dbapi = self.engine.dialect.dbapi
-        raw = (dbapi.OperationalError, dbapi.InterfaceError) if dbapi is not None else ()
-        return (OperationalError, SqlInterfaceError, PoolTimeoutError, *raw)
+        return unavailable_errors(self.engine)
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
@@ -171,28 +202,9 @@ class SqlBase:
         except self._unavailable_errors as exc:
             raise unavailable(exc) from exc
 
-    @contextmanager
-    def _driver_read(self) -> Iterator[Any]:
-        """A pooled DBAPI connection for one hot-path read, in autocommit (no SQLAlchemy
-        Connection, no transaction events): one round trip on PostgreSQL, where a
-        transaction would add BEGIN and a ROLLBACK that also drops the connection's
-        prepared statements."""
-        try:
-            raw = self.engine.raw_connection()
-        except self._unavailable_errors as exc:
-            raise unavailable(exc) from exc
-        db: Any = raw.driver_connection
-        try:
-            if self._postgres:
-                db.autocommit = True  # client-side switch: no round trip
-            yield db
-        except self._unavailable_errors as exc:
-            raw.invalidate()
-            raise unavailable(exc) from exc
-        finally:
-            if self._postgres and not db.closed:
-                db.autocommit = False
-            raw.close()
+    def _driver_read(self) -> AbstractContextManager[Any]:
+        """``driver_read`` on this store's engine."""
+        return driver_read(self.engine)
 
     @contextmanager
     def _driver_tx(self) -> Iterator[Any]:
