@@ -16,8 +16,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from server.alerts.config import parse_alert_settings
-from server.alerts.worker import build_follower, start_metrics_listener
+from server.alerts.config import AlertSettings, parse_alert_settings
+from server.alerts.worker import Projector, build_follower, start_metrics_listener
 from server.config import ServerConfig
 from server.logs import LogFormat, configure_logging
 from server.maintenance import Maintenance, maintenance_tasks
@@ -51,16 +51,25 @@ def serve(config: ServerConfig, options: ServeOptions) -> None:
     timers write a last checkpoint, and this returns normally. With ``workers`` > 1, worker
     processes share the socket; this process supervises them, forwards SIGHUP (each worker
     reloads in place) and runs the timers once for all."""
+    configure_logging(options.log_format, options.log_level)
+    alerts = parse_alert_settings(config.alerts, config.data_dir)
+    # the fleet projection in a process of its own, started while no thread runs here
+    projector = Projector(config.resolved_database_url, alerts)
+    projector.start()
+    try:
+        _serve(config, options, alerts)
+    finally:
+        projector.stop()
+
+
+def _serve(config: ServerConfig, options: ServeOptions, alerts: AlertSettings) -> None:
     import uvicorn
 
     from server.app import build_runtime, create_app
 
-    configure_logging(options.log_format, options.log_level)
     runtime = build_runtime(config)
-    # one audit follower (fleet tables, alerts) per serve, in the supervising process
-    follower = build_follower(
-        runtime.store.engine, parse_alert_settings(config.alerts, config.data_dir), runtime.metrics
-    )
+    # one follower (alert delivery, gauges) per serve, in the supervising process
+    follower = build_follower(runtime.store.engine, alerts, runtime.metrics, project=False)
     metrics_server = start_metrics_listener(config.metrics_listen, runtime.metrics)
     settings: dict[str, Any] = {
         "host": options.host,

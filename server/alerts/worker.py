@@ -1,9 +1,17 @@
-"""The background worker of ``serve`` and ``console``: follows the audit log into the fleet
-projection (raising alerts), delivers alerts, and refreshes the fleet gauges."""
+"""The background work of ``serve`` and ``console``: follows the audit log into the fleet
+projection (raising alerts), delivers alerts, and refreshes the fleet gauges.
+
+``console`` runs all of it in one thread (``AuditFollower``). ``serve`` runs the projection,
+the CPU-heavy part (decoding and applying every record), in a process of its own
+(``Projector``), so it never competes with the hot paths for the serving process's
+interpreter lock; delivery and gauges stay in a thread of ``serve`` beside the metrics."""
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -44,8 +52,10 @@ class AuditFollower:
         interval_s: float = 1.0,
         batch: int = FOLLOW_BATCH,
         clock: Callable[[], float] = time.time,
+        project: bool = True,
     ) -> None:
         self.projection = projection
+        self.project = project  # False: a Projector applies the records; this reads its lag
         self.sender = sender
         self.queries = queries
         self.metrics = metrics
@@ -58,10 +68,8 @@ class AuditFollower:
 
     def tick(self) -> None:
         """One round: project everything new, deliver what is due, refresh gauges."""
-        # a short batch means the follower is caught up: the rest waits for the next tick
-        while self.projection.catch_up(limit=self.batch, now=int(self._clock())) >= self.batch:
-            if self._stop.is_set():
-                return
+        if self.project and not catch_up(self.projection, self.batch, self._clock, self._stop):
+            return
         self.sender.run_once()
         if time.monotonic() - self._gauges_at >= GAUGE_EVERY_S:
             self.refresh_gauges()
@@ -99,8 +107,22 @@ class AuditFollower:
             self._stop.wait(self.interval_s)
 
 
-def build_follower(engine: Engine, settings: AlertSettings, metrics: Metrics) -> AuditFollower:
-    """A follower for a database engine with the alert settings of ``server.toml``."""
+def catch_up(
+    projection: FleetProjection, batch: int, clock: Callable[[], float], stop: threading.Event
+) -> bool:
+    """Apply everything new in batches of ``batch``; False if ``stop`` was set meanwhile."""
+    # a short batch means the projection is caught up: the rest waits for the next round
+    while projection.catch_up(limit=batch, now=int(clock())) >= batch:
+        if stop.is_set():
+            return False
+    return True
+
+
+def build_follower(
+    engine: Engine, settings: AlertSettings, metrics: Metrics, *, project: bool = True
+) -> AuditFollower:
+    """A follower for a database engine with the alert settings of ``server.toml``;
+    ``project=False`` when a ``Projector`` applies the records."""
     store = AlertStore(engine)
     return AuditFollower(
         projection=FleetProjection(
@@ -109,7 +131,73 @@ def build_follower(engine: Engine, settings: AlertSettings, metrics: Metrics) ->
         sender=AlertSender(store, settings, client=httpx.Client(), metrics=metrics),
         queries=FleetQueries(engine),
         metrics=metrics,
+        project=project,
     )
+
+
+class Projector:
+    """The fleet projection in a child process of ``serve``: once a second it applies every
+    new audit record (from all processes and replicas) and records the alerts they raise,
+    which the parent's follower delivers. It stops when told to, and by itself within a
+    second of its parent's death (even a ``kill -9``), so it never outlives the server.
+
+    Records are applied in transactions that check the projection's cursor, so a second
+    projector (another replica's, or a console's) only repeats reads, never an update."""
+
+    def __init__(self, database_url: str, settings: AlertSettings, *, interval_s: float = 1.0):
+        self.database_url = database_url
+        self.targets = settings.targets
+        self.allow_run = settings.allow_run
+        self.interval_s = interval_s
+        self._process: multiprocessing.process.BaseProcess | None = None
+
+    def start(self) -> None:
+        """Start the process; from a process that runs no thread yet, where ``fork`` is
+        safe (elsewhere the child starts a fresh interpreter)."""
+        fork = "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+        context = (
+            multiprocessing.get_context("fork") if fork else multiprocessing.get_context("spawn")
+        )
+        self._process = context.Process(
+            target=project_forever,
+            args=(self.database_url, self.targets, self.allow_run, os.getpid(), self.interval_s),
+            name="envattest-projector",
+            daemon=True,
+        )
+        self._process.start()
+
+    def stop(self) -> None:
+        """Stop after the current round (SIGTERM), or kill it after 15 s."""
+        process, self._process = self._process, None
+        if process is None or not process.is_alive():
+            return
+        process.terminate()
+        process.join(timeout=15)
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
+def project_forever(
+    database_url: str, targets: tuple[str, ...], allow_run: int, parent: int, interval_s: float
+) -> None:
+    """The projector process: rounds until SIGTERM or until ``parent`` is gone."""
+    from server.store.engine import make_engine
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
+    engine = make_engine(database_url)
+    projection = FleetProjection(engine, alert_targets=lambda: targets, allow_run=allow_run)
+    while not stop.is_set() and os.getppid() == parent:
+        try:
+            catch_up(projection, FOLLOW_BATCH, time.time, stop)
+        except ServerError as exc:
+            log.warning("fleet projection: %s; retrying", exc)
+        except Exception:  # the projector must outlive any one bad round
+            log.exception("fleet projection round failed; retrying")
+        stop.wait(interval_s)
+    engine.dispose()
 
 
 def start_metrics_listener(listen: str, metrics: Metrics) -> WSGIServer | None:

@@ -1,0 +1,74 @@
+"""Under ``serve`` the fleet projection runs in a child process: it applies what the server
+records, and it never outlives the server, even one killed with SIGKILL."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import psutil
+
+from server.alerts.worker import AuditFollower
+from server.metrics import Metrics
+from tests.devices import TestDevice
+from tests.servers import VerifierProcess
+
+
+def _fleet_row(database: Path, device_id: str) -> tuple[str, int] | None:
+    with sqlite3.connect(database) as db:
+        row = db.execute(
+            "SELECT last_decision, attestations FROM fleet_devices WHERE device_id = ?",
+            (device_id,),
+        ).fetchone()
+    return None if row is None else (str(row[0]), int(row[1]))
+
+
+def test_the_projector_applies_attestations_and_dies_with_its_server(
+    verifier: VerifierProcess, tmp_path: Path
+) -> None:
+    assert verifier.process is not None
+    server = psutil.Process(verifier.process.pid)
+    children = server.children()
+    assert len(children) == 1, "serve starts exactly one projector process"
+    projector = children[0]
+
+    device = TestDevice.enroll(verifier.url, verifier.enroll_token(), tmp_path / "key.json")
+    assert device.attest(device.evidence()).status_code == 200
+    database = verifier.data_dir / "envattest.db"
+    deadline = time.monotonic() + 15
+    while _fleet_row(database, device.device_id) is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _fleet_row(database, device.device_id) == ("allow", 1)
+
+    server.kill()  # no chance to stop its child
+    server.wait(timeout=10)
+    gone, alive = psutil.wait_procs([projector], timeout=10)
+    assert not alive  # it noticed its parent is gone
+    assert gone == [projector]
+
+
+class _Sender:
+    runs = 0
+
+    def run_once(self) -> None:
+        self.runs += 1
+
+
+class _NoProjection:
+    def catch_up(self, *, limit: int, now: int) -> int:
+        raise AssertionError("serve's follower must leave the records to the projector")
+
+
+def test_serves_follower_only_delivers_alerts() -> None:
+    sender = _Sender()
+    follower = AuditFollower(
+        projection=_NoProjection(),  # type: ignore[arg-type]
+        sender=sender,  # type: ignore[arg-type]
+        queries=None,  # type: ignore[arg-type]
+        metrics=Metrics(),
+        project=False,
+    )
+    follower._gauges_at = float("inf")  # gauges are not what this test is about
+    follower.tick()
+    assert sender.runs == 1
