@@ -57,19 +57,27 @@ def serve(config: ServerConfig, options: ServeOptions) -> None:
     projector = Projector(config.resolved_database_url, alerts)
     projector.start()
     try:
-        _serve(config, options, alerts)
+        _serve(config, options, alerts, projector)
     finally:
         projector.stop()
 
 
-def _serve(config: ServerConfig, options: ServeOptions, alerts: AlertSettings) -> None:
+def _serve(
+    config: ServerConfig, options: ServeOptions, alerts: AlertSettings, projector: Projector
+) -> None:
     import uvicorn
 
     from server.app import build_runtime, create_app
 
     runtime = build_runtime(config)
     # one follower (alert delivery, gauges) per serve, in the supervising process
-    follower = build_follower(runtime.store.engine, alerts, runtime.metrics, project=False)
+    follower = build_follower(
+        runtime.store.engine,
+        alerts,
+        runtime.metrics,
+        project=False,
+        watch=projector.restart_if_gone,
+    )
     metrics_server = start_metrics_listener(config.metrics_listen, runtime.metrics)
     settings: dict[str, Any] = {
         "host": options.host,

@@ -53,9 +53,11 @@ class AuditFollower:
         batch: int = FOLLOW_BATCH,
         clock: Callable[[], float] = time.time,
         project: bool = True,
+        watch: Callable[[], None] | None = None,
     ) -> None:
         self.projection = projection
         self.project = project  # False: a Projector applies the records; this reads its lag
+        self.watch = watch  # called first in every round (serve: restart a dead projector)
         self.sender = sender
         self.queries = queries
         self.metrics = metrics
@@ -68,6 +70,8 @@ class AuditFollower:
 
     def tick(self) -> None:
         """One round: project everything new, deliver what is due, refresh gauges."""
+        if self.watch is not None:
+            self.watch()
         if self.project and not catch_up(self.projection, self.batch, self._clock, self._stop):
             return
         self.sender.run_once()
@@ -119,10 +123,15 @@ def catch_up(
 
 
 def build_follower(
-    engine: Engine, settings: AlertSettings, metrics: Metrics, *, project: bool = True
+    engine: Engine,
+    settings: AlertSettings,
+    metrics: Metrics,
+    *,
+    project: bool = True,
+    watch: Callable[[], None] | None = None,
 ) -> AuditFollower:
     """A follower for a database engine with the alert settings of ``server.toml``;
-    ``project=False`` when a ``Projector`` applies the records."""
+    ``project=False`` when a ``Projector`` applies the records, ``watch`` its keeper."""
     store = AlertStore(engine)
     return AuditFollower(
         projection=FleetProjection(
@@ -132,6 +141,7 @@ def build_follower(
         queries=FleetQueries(engine),
         metrics=metrics,
         project=project,
+        watch=watch,
     )
 
 
@@ -150,8 +160,26 @@ class Projector:
         self.allow_run = settings.allow_run
         self.interval_s = interval_s
         self._process: multiprocessing.process.BaseProcess | None = None
+        self._lock = threading.Lock()  # start and stop from serve, restarts from its follower
 
     def start(self) -> None:
+        """Start the projector process."""
+        with self._lock:
+            self._start()
+
+    def restart_if_gone(self) -> None:
+        """Start a new projector if the running one exited (it only does when killed)."""
+        with self._lock:
+            process = self._process
+            if process is None or process.is_alive():
+                return
+            log.warning(
+                "fleet projection process exited with code %s; starting a new one",
+                process.exitcode,
+            )
+            self._start()
+
+    def _start(self) -> None:
         """Start the process; from a process that runs no thread yet, where ``fork`` is
         safe (elsewhere the child starts a fresh interpreter)."""
         fork = "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
@@ -168,7 +196,8 @@ class Projector:
 
     def stop(self) -> None:
         """Stop after the current round (SIGTERM), or kill it after 15 s."""
-        process, self._process = self._process, None
+        with self._lock:
+            process, self._process = self._process, None
         if process is None or not process.is_alive():
             return
         process.terminate()
@@ -187,6 +216,8 @@ def project_forever(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
+    if hasattr(signal, "SIGHUP"):  # a reload (or a terminal's hangup) is for the parent
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     engine = make_engine(database_url)
     projection = FleetProjection(engine, alert_targets=lambda: targets, allow_run=allow_run)
     while not stop.is_set() and os.getppid() == parent:

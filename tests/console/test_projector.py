@@ -15,6 +15,12 @@ from tests.devices import TestDevice
 from tests.servers import VerifierProcess
 
 
+def _projectors(server: psutil.Process) -> list[psutil.Process]:
+    """The server's projector children (a spawned one comes with multiprocessing's
+    resource tracker, which is not one)."""
+    return [p for p in server.children() if "resource_tracker" not in " ".join(p.cmdline())]
+
+
 def _fleet_row(database: Path, device_id: str) -> tuple[str, int] | None:
     with sqlite3.connect(database) as db:
         row = db.execute(
@@ -29,7 +35,7 @@ def test_the_projector_applies_attestations_and_dies_with_its_server(
 ) -> None:
     assert verifier.process is not None
     server = psutil.Process(verifier.process.pid)
-    children = server.children()
+    children = _projectors(server)
     assert len(children) == 1, "serve starts exactly one projector process"
     projector = children[0]
 
@@ -46,6 +52,30 @@ def test_the_projector_applies_attestations_and_dies_with_its_server(
     gone, alive = psutil.wait_procs([projector], timeout=10)
     assert not alive  # it noticed its parent is gone
     assert gone == [projector]
+
+
+def test_a_killed_projector_is_replaced_and_projection_goes_on(
+    verifier: VerifierProcess, tmp_path: Path
+) -> None:
+    assert verifier.process is not None
+    server = psutil.Process(verifier.process.pid)
+    (first,) = _projectors(server)
+    first.kill()
+    first.wait(timeout=10)
+    deadline = time.monotonic() + 20
+    while not _projectors(server) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    replacements = _projectors(server)
+    assert len(replacements) == 1
+    assert replacements[0].pid != first.pid
+
+    device = TestDevice.enroll(verifier.url, verifier.enroll_token(), tmp_path / "key.json")
+    assert device.attest(device.evidence()).status_code == 200
+    database = verifier.data_dir / "envattest.db"
+    while _fleet_row(database, device.device_id) is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _fleet_row(database, device.device_id) == ("allow", 1)
+    assert "fleet projection process exited" in verifier.log_path.read_text()
 
 
 class _Sender:
