@@ -130,7 +130,7 @@ class WriterGate:
     two processes committing back to back one of them can lose the lock many times in a row
     (a p99 near a second). A process blocked on the flock is woken when it is released
     instead. Correctness does not rest on the gate: SQLite still locks, and writers that do
-    not take it (the audit follower, the CLI) wait on SQLite's busy timeout as before."""
+    not take it (the projector, the alert sender, the CLI) wait on SQLite's busy timeout."""
 
     def __init__(self, database: str) -> None:
         import fcntl
