@@ -118,3 +118,12 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
     """A fresh, empty database for one test."""
     with fresh_database(postgres_server) as url:
         yield url
+
+
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, kind: str) -> str:
+    """A fresh empty database of ``kind``: a SQLite file in ``tmp_path`` for ``"sqlite"``,
+    else a PostgreSQL database of its own (the ``postgres_url`` fixture)."""
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'db.sqlite'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url

@@ -14,15 +14,12 @@ from server.audit import verify_chain
 from server.store import AuditEvent
 from server.store.migrate import current_revision, head_revision, upgrade
 from server.store.sql import SqlStore, make_engine
+from tests.pg import database_url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'old.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    made = make_engine(url)
+    made = make_engine(database_url(request, tmp_path, request.param))
     try:
         yield made
     finally:

@@ -22,6 +22,7 @@ from server.nonces import (
 from server.store import AuditEvent, NonceOutcome
 from server.store.migrate import upgrade
 from server.store.sql import SqlStore, make_engine
+from tests.pg import database_url
 from tests.server.memstore import MemoryStore
 
 NOW = 1_800_000_000
@@ -191,12 +192,7 @@ def test_expiries_past_2038_work() -> None:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
-    url = (
-        f"sqlite:///{tmp_path / 'db.sqlite'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
-    engine = make_engine(url)
+    engine = make_engine(database_url(request, tmp_path, request.param))
     upgrade(engine)
     try:
         yield SqlStore(engine)

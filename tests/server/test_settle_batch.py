@@ -20,6 +20,7 @@ from server.store.groupcommit import Pending
 from server.store.migrate import upgrade
 from server.store.nonces import _Spend
 from server.store.sql import SqlStore, make_engine
+from tests.pg import database_url
 
 NOW = 1_800_000_000
 EXPIRES = NOW + 120
@@ -27,12 +28,7 @@ EXPIRES = NOW + 120
 
 @pytest.fixture(params=["sqlite", "postgresql", "postgresql-without-pipeline"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
-    url = (
-        f"sqlite:///{tmp_path / 'db.sqlite'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
-    engine = make_engine(url)
+    engine = make_engine(database_url(request, tmp_path, request.param))
     upgrade(engine)
     sql_store = SqlStore(engine, clock=lambda: NOW)
     if request.param == "postgresql-without-pipeline":  # libpq older than 14
