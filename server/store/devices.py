@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from server.audit.coverage import ERASURE_EVENTS, erasure_covers
 from server.store import AuditEvent, DeviceRecord, DuplicateKeyError, PendingEnrollment
 from server.store.auditlog import AuditLogStore
+from server.store.engine import driver_read
 from server.store.schema import audit_log, devices, enrollment_tokens, pending_enrollments
 
 _GET_DEVICE = (
@@ -96,7 +97,7 @@ class DeviceStore(AuditLogStore):
 
     def get_device(self, device_id: str) -> DeviceRecord | None:
         """The device, or None (read on every attestation and token check: driver SQL)."""
-        with self._driver_read() as db:
+        with driver_read(self.engine) as db:
             row = db.execute(self.sql(_GET_DEVICE), (device_id,)).fetchone()
         if row is None:
             return None

@@ -65,7 +65,7 @@ def make_engine(url: str) -> Engine:
         return _sqlite_engine(url)
     # No pre-ping: it would add a round trip to every checkout. A connection broken by a
     # database restart fails its first use with a 503 (Retry-After) and is dropped from the
-    # pool (``_driver_read`` invalidates it; SQLAlchemy does for its own statements), so the
+    # pool (``driver_read`` invalidates it; SQLAlchemy does for its own statements), so the
     # next request reconnects. Returning a connection costs no round trip: the hot paths
     # leave it idle (committed, or read in autocommit), where the reset's rollback is a no-op.
     # Two replicas of two workers stay under PostgreSQL's default max_connections of 100.
@@ -201,10 +201,6 @@ class SqlBase:
                 yield conn
         except self._unavailable_errors as exc:
             raise unavailable(exc) from exc
-
-    def _driver_read(self) -> AbstractContextManager[Any]:
-        """``driver_read`` on this store's engine."""
-        return driver_read(self.engine)
 
     @contextmanager
     def _driver_tx(self) -> Iterator[Any]:

@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, text
 
 from server.errors import UnavailableError
 from server.store import AuditEvent, DeviceRecord, NonceOutcome
+from server.store.engine import driver_read
 from server.store.migrate import upgrade
 from server.store.sql import SqlStore, make_engine
 
@@ -33,7 +34,7 @@ def pg_store(postgres_url: str) -> Iterator[SqlStore]:
 
 
 def _prepared(store: SqlStore) -> list[str]:
-    with store._driver_read() as db:
+    with driver_read(store.engine) as db:
         rows = db.execute("SELECT statement FROM pg_prepared_statements").fetchall()
     return [" ".join(r[0].split()) for r in rows]
 
