@@ -10,9 +10,10 @@ import hashlib
 import json
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
-from attest.catalog import Field, field_by_id
+from attest.catalog import Field, FieldId, field_by_id
 from attest.catalog.observed import ObservedField, observed_field
 from attest.errors import FormatError
 
@@ -60,10 +61,15 @@ class Manifest:
         """The request for ``field_id``, if the manifest makes one."""
         return next((r for r in self.fields if r.field.id == field_id), None)
 
-    @property
+    @cached_property
     def field_ids(self) -> frozenset[str]:
         """Every field id the manifest requests."""
         return frozenset(r.field.id for r in self.fields)
+
+    @cached_property
+    def enforced_ids(self) -> frozenset[FieldId]:
+        """The ids of the fields requested in ``enforce`` mode."""
+        return frozenset(r.field.id for r in self.fields if r.mode is FieldMode.ENFORCE)
 
 
 def manifest_sha256(raw: bytes) -> str:

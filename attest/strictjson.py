@@ -97,25 +97,30 @@ class _Bounded:
         except UnicodeEncodeError:
             raise _Broken("a string holds a lone surrogate (\\ud800-\\udfff)") from None
 
-    def walk(self, value: dict[str, Any] | list[Any], depth: int, *, strings: bool) -> None:
-        """Depth and array length of every container; with ``strings``, every string too."""
-        if depth > self.limits.max_depth:
-            raise _Broken(f"nested deeper than {self.limits.max_depth} levels")
-        if isinstance(value, dict):
-            children: Any = value.values()
-            if strings:
-                for name in value:
-                    self.string(name)
-        else:
-            children = value
-            if len(value) > self.limits.max_members:
-                raise _Broken(f"an array has more than {self.limits.max_members} elements")
-        for child in children:
-            kind = type(child)
-            if kind is dict or kind is list:
-                self.walk(child, depth + 1, strings=strings)
-            elif strings and kind is str:
-                self.string(child)
+    def walk(self, root: dict[str, Any] | list[Any], *, strings: bool) -> None:
+        """Depth and array length of every container; with ``strings``, every string too.
+        Iterative: one stack instead of a call per container."""
+        max_depth, max_members = self.limits.max_depth, self.limits.max_members
+        stack: list[tuple[Any, int]] = [(root, 1)]
+        while stack:
+            value, depth = stack.pop()
+            if depth > max_depth:
+                raise _Broken(f"nested deeper than {max_depth} levels")
+            if type(value) is dict:
+                children: Any = value.values()
+                if strings:
+                    for name in value:
+                        self.string(name)
+            else:
+                children = value
+                if len(value) > max_members:
+                    raise _Broken(f"an array has more than {max_members} elements")
+            for child in children:
+                kind = type(child)
+                if kind is dict or kind is list:
+                    stack.append((child, depth + 1))
+                elif strings and kind is str:
+                    self.string(child)
 
 
 _decoders = threading.local()  # per thread: a decoder's scanner is not meant to be shared
@@ -170,7 +175,7 @@ def _parse(raw: bytes | str, limits: JsonLimits) -> Any:
     strings = long_strings or surrogates
     if isinstance(doc, dict | list):
         if brackets > limits.max_depth or strings or text.count(",") >= limits.max_members:
-            bounded.walk(doc, 1, strings=strings)
+            bounded.walk(doc, strings=strings)
     elif strings and isinstance(doc, str):
         bounded.string(doc)
     return doc

@@ -24,6 +24,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench._driver import AgentSpec, DriveResult, DriveSpec, run_process  # noqa: E402
+from server.alerts.worker import PROJECTOR_NAME  # noqa: E402
 from tests.servers import clean_env  # noqa: E402
 
 
@@ -67,11 +68,14 @@ class ServerProcess:
         root = psutil.Process(self.process.pid)
         return [root, *root.children(recursive=True)]
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU of the server and its live workers so far."""
+    def cpu_seconds(self, *, named: str | None = None) -> float:
+        """User + system CPU of the server and its live workers so far; with ``named``, of
+        the processes of that name only (``PROJECTOR_NAME``: the fleet projector)."""
         total = 0.0
         for proc in self.processes():
             try:
+                if named is not None and proc.name() != named:
+                    continue
                 times = proc.cpu_times()
             except psutil.Error:
                 continue
@@ -165,6 +169,7 @@ class LoadResult:
     latencies_ms: list[float]
     client_cpu_s: float
     server_cpu_s: float
+    projector_cpu_s: float  # the fleet projector's share of ``server_cpu_s``
     tokens: list[str]
 
     @property
@@ -186,6 +191,7 @@ class LoadResult:
             "errors": self.errors,
             "error_samples": self.error_samples,
             "server_cpu_ms": per_op(self.server_cpu_s),
+            "projector_cpu_ms": per_op(self.projector_cpu_s),
             "client_cpu_ms": per_op(self.client_cpu_s),
         }
 
@@ -236,8 +242,10 @@ def run_load(
         start.put(start_at)
     time.sleep(max(0.0, start_at - time.time()))
     server_cpu0 = server.cpu_seconds()
+    projector_cpu0 = server.cpu_seconds(named=PROJECTOR_NAME)
     results: list[DriveResult] = [out.get(timeout=seconds + 60) for _ in procs]
     server_cpu = server.cpu_seconds() - server_cpu0
+    projector_cpu = server.cpu_seconds(named=PROJECTOR_NAME) - projector_cpu0
     wall = max(r.ended_at for r in results) - start_at
     for proc in procs:
         proc.join(timeout=10)
@@ -252,6 +260,7 @@ def run_load(
         latencies_ms=latencies,
         client_cpu_s=sum(r.cpu_s for r in results),
         server_cpu_s=server_cpu,
+        projector_cpu_s=projector_cpu,
         tokens=[t for r in results for t in r.tokens],
     )
 

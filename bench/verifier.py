@@ -96,7 +96,7 @@ def _profile(server: ServerProcess, seconds: float, out: Path) -> subprocess.Pop
         return None
     return subprocess.Popen(
         [spy, "record", "--pid", str(server.process.pid), "--subprocesses", "--duration",
-         str(max(1, round(seconds))), "--rate", "200", "--format", "raw", "--output", str(out),
+         str(max(1, round(seconds))), "--rate", "500", "--format", "raw", "--output", str(out),
          "--nonblocking", "--gil"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -162,7 +162,9 @@ def _print(run: Run, ours: dict[str, Any], ref: dict[str, Any], ratio: float | N
     def line(who: str, f: dict[str, Any]) -> str:
         return (
             f"  {who:<9} {f['per_s']:8.1f}/s  p50 {f['p50_ms']:6.1f} ms  p99 {f['p99_ms']:6.1f} ms"
-            f"  server CPU {f['server_cpu_ms']} ms/op  client CPU {f['client_cpu_ms']} ms/op"
+            f"  server CPU {f['server_cpu_ms']} ms/op"
+            + (f" (projector {f['projector_cpu_ms']})" if f["projector_cpu_ms"] else "")
+            + f"  client CPU {f['client_cpu_ms']} ms/op"
             f"  errors {f['errors']}"
         )
 

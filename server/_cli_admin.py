@@ -254,7 +254,7 @@ def _cmd_policy_check(args: argparse.Namespace) -> int:
 
 def _cmd_policy_explain(args: argparse.Namespace) -> int:
     from attest.keys import KeyClass
-    from attest.manifest import FieldMode, parse_manifest
+    from attest.manifest import parse_manifest
     from server.policy import explain_evidence, load_policy, render_explanation
     from server.policy.defaults import default_policy
 
@@ -272,7 +272,7 @@ def _cmd_policy_explain(args: argparse.Namespace) -> int:
     required = None
     if config is not None:
         manifest = parse_manifest(config.manifest_path.read_bytes())
-        required = frozenset(r.field.id for r in manifest.fields if r.mode is FieldMode.ENFORCE)
+        required = manifest.enforced_ids
     evidence = Path(args.evidence)
     try:
         data = evidence.read_bytes()

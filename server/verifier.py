@@ -19,7 +19,7 @@ from attest.errors import AlgorithmError, FormatError, SignatureError
 from attest.evidence import EvidenceClaims, parse_evidence, verify_evidence_signature
 from attest.jwk import load_public_jwk
 from attest.keys import KeyClass
-from attest.manifest import FieldMode, Manifest
+from attest.manifest import Manifest
 from server.errors import (
     AccessDeniedError,
     AttestationRejectedError,
@@ -170,7 +170,6 @@ class Verifier:
             )  # fmt: skip
             raise error
         # (9) decision by policy
-        required = frozenset(r.field.id for r in manifest.fields if r.mode is FieldMode.ENFORCE)
         decision = self._policy().evaluate(
             PolicyInput(
                 device_id=device.device_id,
@@ -178,7 +177,7 @@ class Verifier:
                 clock_skew_s=skew,
                 signals=claims.signals,
                 consented=frozenset(claims.consent.fields),
-                required=required,
+                required=manifest.enforced_ids,
                 iat=claims.iat,
             )
         )

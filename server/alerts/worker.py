@@ -8,6 +8,7 @@ interpreter lock; delivery and gauges stay in a thread of ``serve`` beside the m
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -15,6 +16,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from wsgiref.simple_server import WSGIServer
 
 import httpx
@@ -30,6 +32,7 @@ from server.store.fleet import FleetProjection
 from server.store.fleet_queries import FleetQueries
 
 log = logging.getLogger("envattest.alerts")
+PROJECTOR_NAME = "envattest-proj"  # as ps and top show the projector (Linux: 15 bytes at most)
 GAUGE_EVERY_S = 15.0
 FOLLOW_BATCH = 1000  # records per projection transaction
 
@@ -218,6 +221,8 @@ def project_forever(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
     if hasattr(signal, "SIGHUP"):  # a reload (or a terminal's hangup) is for the parent
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    with contextlib.suppress(OSError):  # Linux names a process by this file; elsewhere skip
+        Path("/proc/self/comm").write_text(PROJECTOR_NAME)
     engine = make_engine(database_url)
     projection = FleetProjection(engine, alert_targets=lambda: targets, allow_run=allow_run)
     while not stop.is_set() and os.getppid() == parent:
