@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psutil
 
-from server.alerts.worker import AuditFollower
+from server.alerts.worker import PROJECTOR_NAME, AuditFollower
 from server.metrics import Metrics
 from tests.devices import TestDevice
 from tests.servers import VerifierProcess
@@ -46,6 +46,8 @@ def test_the_projector_applies_attestations_and_dies_with_its_server(
     while _fleet_row(database, device.device_id) is None and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _fleet_row(database, device.device_id) == ("allow", 1)
+    if Path("/proc/self/comm").exists():  # Linux: as ps, top and bench/verifier.py find it
+        assert projector.name() == PROJECTOR_NAME
 
     server.kill()  # no chance to stop its child
     server.wait(timeout=10)
