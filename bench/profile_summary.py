@@ -14,32 +14,42 @@ import collections
 import sys
 from pathlib import Path
 
+PROJECTOR = "fleet projector (its own process)"
 CATEGORIES = (
-    ("store: SQL and commit", ("server/store/", "sqlalchemy/", "GroupCommitter", "psycopg")),
-    ("crypto: ES256 verify + JWT sign", ("verify_es256", "ECAlgorithm", "jwt/", "cryptography/")),
-    ("verifier checks: parse, policy, signals",
-     ("server/policy/", "parse_evidence", "check_signal_values", "_check_claims",
-      "attest/evidence.py", "attest/manifest")),
+    ("ES256: evidence verify, token sign",
+     ("verify_es256", "SigningKey.sign", "ECAlgorithm", "jwt/", "cryptography/")),
+    ("evidence parse: strict JSON, claims",
+     ("attest/strictjson.py", "attest/evidence.py", "attest/jose.py", "attest/b64.py",
+      "json/decoder.py", "parse_evidence")),
+    ("signal shapes (pydantic)",
+     ("check_signal_values", "pydantic", "attest/catalog/values.py")),
+    ("policy", ("server/policy/",)),
+    ("audit record: canonical JSON, hash chain",
+     ("server/audit/", "json/encoder.py", "json/__init__.py")),
+    ("store: SQL, commits, revocation epoch",
+     ("server/store/", "server/access/", "sqlalchemy/", "psycopg", "GroupCommitter")),
     ("thread-pool hop (anyio)", ("anyio/", "starlette/concurrency.py", "WorkerThread")),
-    ("token check (forward auth)",
-     ("server/access/", "server/introspection.py", "server/tokens.py")),
-    ("HTTP, middleware, FastAPI, JSON",
-     ("uvicorn/", "starlette/", "fastapi/", "server/metrics.py", "server/limits.py",
-      "server/ratelimit.py", "json/", "pydantic", "server/api/")),
+    ("HTTP: uvicorn parse and send", ("uvicorn/", "httptools")),
+    ("edge layer, routes, nonces, tokens, metrics",
+     ("server/edge.py", "server/fastroutes.py", "server/api/", "server/metrics.py",
+      "prometheus_client/", "server/limits.py", "server/ratelimit.py", "server/requestid.py",
+      "server/nonces.py", "server/verifier.py", "server/tokens.py", "server/introspection.py",
+      "starlette/", "fastapi/", "orjson")),
 )  # fmt: skip
-OTHER = "other (threads, event loop)"
+OTHER = "other (event loop, threads)"
 
 
 def summarize(stacks: Path) -> tuple[int, collections.Counter[str]]:
-    """(samples, samples per category)."""
+    """(samples, samples per category): a sample of the projector process is the
+    projector's; any other goes to the innermost frame that names a category."""
     total, counts = 0, collections.Counter[str]()
     for line in stacks.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack:
             continue
         total += int(count)
-        chosen = OTHER
-        for frame in reversed(stack.split(";")):
+        chosen = PROJECTOR if "project_forever" in stack else OTHER
+        for frame in reversed(stack.split(";") if chosen == OTHER else ()):
             hit = next((name for name, keys in CATEGORIES if any(k in frame for k in keys)), None)
             if hit is not None:
                 chosen = hit
