@@ -1,8 +1,11 @@
 """A load process: ``concurrency`` simulated clients, each on its own keep-alive connection,
-running one of three loops until a deadline or a count:
+running one of four loops until a deadline or a count:
 
 - ``cycle``: POST /v1/challenge, sign evidence (ES256), POST /v1/attest;
 - ``authz``: GET /v1/authz with a bearer token;
+- ``dpop``: GET /v1/authz with a DPoP-bound token and a fresh proof for each request, as a
+  gateway forwards it (``X-Original-Method``, ``X-Original-URI``); the proofs are signed
+  before the measured window, so their signatures are not in the client's CPU;
 - ``introspect``: POST /v1/introspect with a gateway credential.
 
 Evidence is built from a per-agent template: the claims ``attest.evidence.new_claims``
@@ -24,7 +27,10 @@ from typing import Any, cast
 
 from bench._http import HttpError, encode_request
 
-Mode = str  # "cycle" | "authz" | "introspect"
+Mode = str  # "cycle" | "authz" | "dpop" | "introspect"
+DPOP_EXTERNAL_URL = "https://gateway.bench"  # the gateway the proofs name (``htu``)
+DPOP_PATH = "/v1/messages"
+DPOP_PROOFS_PER_S = 4000  # proofs signed ahead, per second of load and load process
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,37 @@ class _Evidence:
         signing_input = self._header + _b64(payload)
         body = signing_input + b"." + _b64(self._sign(signing_input))
         return self._attest_head + str(len(body)).encode() + b"\r\n\r\n" + body
+
+
+def _subject(token: str) -> str:
+    """The ``sub`` claim of a token the client holds (its own; no signature to check)."""
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return str(claims["sub"])
+
+
+def dpop_requests(spec: DriveSpec, host: str) -> list[bytes]:
+    """One forward-auth request per proof, each proof fresh and signed by its token's key."""
+    from pathlib import Path
+
+    from attest.dpop import create_proof
+    from attest.keys.software import SoftwareKey
+
+    keys = {a.device_id: SoftwareKey.load(Path(a.key_path)) for a in spec.agents}
+    jwks = {device: key.public_jwk() for device, key in keys.items()}
+    owners = [_subject(token) for token in spec.tokens]
+    count = min(spec.max_ops, int(spec.seconds * DPOP_PROOFS_PER_S))
+    requests = []
+    for i in range(count if spec.tokens else 0):
+        token, owner = spec.tokens[i % len(spec.tokens)], owners[i % len(spec.tokens)]
+        proof = create_proof(
+            signer=keys[owner].sign, public_jwk=jwks[owner], htm="POST",
+            htu=DPOP_EXTERNAL_URL + DPOP_PATH, access_token=token,
+        )  # fmt: skip
+        headers = {"Authorization": f"DPoP {token}", "DPoP": proof,
+                   "X-Original-Method": "POST", "X-Original-URI": DPOP_PATH}  # fmt: skip
+        requests.append(encode_request("GET", "/v1/authz", host=host, headers=headers))
+    return requests
 
 
 class _Wire(asyncio.Protocol):
@@ -250,6 +287,9 @@ async def drive(spec: DriveSpec, ready: Callable[[], float]) -> DriveResult:
         elif spec.mode == "introspect" and b'"active":true' not in answer.replace(b" ", b""):
             fail(f"introspect inactive: {answer[:200]!r}")
 
+    dpop = dpop_requests(spec, host) if spec.mode == "dpop" else []
+    if spec.mode == "dpop":
+        budget[0] = min(budget[0], len(dpop))  # each proof is sent once
     connections = [await _Wire.open(spec.host, spec.port) for _ in range(spec.concurrency)]
     start_at = await asyncio.get_running_loop().run_in_executor(None, ready)
     stop_at = start_at + spec.seconds
@@ -269,6 +309,8 @@ async def drive(spec: DriveSpec, ready: Callable[[], float]) -> DriveResult:
                         await cycle(conn, spec.agents[turn % len(spec.agents)])
                     elif spec.mode == "authz":
                         await check(conn, authz[turn % len(authz)], 204)
+                    elif spec.mode == "dpop":
+                        await check(conn, dpop[budget[0]], 204)  # the budget counts down
                     else:
                         await check(conn, introspect[turn % len(introspect)], 200)
                 except (OSError, ValueError, KeyError, HttpError) as exc:

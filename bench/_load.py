@@ -224,9 +224,11 @@ def run_load(
     procs = []
     for i in range(load_processes):
         share = concurrency // load_processes + (1 if i < concurrency % load_processes else 0)
+        # dpop: every process signs proofs for any token, so it holds every agent's key
+        mine = agents if mode == "dpop" else agents[i::load_processes]
         spec = DriveSpec(
             host="127.0.0.1", port=server.port, mode=mode,
-            agents=tuple(a.spec() for a in agents[i::load_processes]),
+            agents=tuple(a.spec() for a in mine),
             tokens=tuple(tokens), gateway_credential=gateway_credential,
             concurrency=share, seconds=seconds,
             max_ops=max_ops // load_processes, keep_tokens=keep_tokens,

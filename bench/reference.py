@@ -7,7 +7,11 @@ figures can be read as a ratio to "the same work without the framework around it
   and expiry, then ONE durable transaction (SQLite WAL ``synchronous=FULL`` / PostgreSQL
   commit) with an ``INSERT ... ON CONFLICT DO NOTHING`` spending the nonce and an INSERT of a
   hash-chained audit row; sign an ES256 JWT;
-- ``GET /v1/authz`` and ``POST /v1/introspect``: verify the ES256 JWT, read the device row.
+- ``GET /v1/authz`` and ``POST /v1/introspect``: verify the ES256 JWT, read the device row;
+- ``GET /v1/authz`` with ``Authorization: DPoP``: also verify the proof (ES256 with the key in
+  its header, the key's RFC 7638 thumbprint against the token's ``cnf.jkt``, ``htm``, ``htu``,
+  ``iat``, ``ath``) and spend its ``jti`` (``INSERT ... ON CONFLICT DO NOTHING RETURNING``,
+  committed before the answer: SQLite ``synchronous=NORMAL``, as the verifier's proof ids).
 
 With group commit (default), one writer thread commits every attest queued meanwhile in one
 transaction; each answer waits for its own commit. Run by ``bench/verifier.py``:
@@ -43,6 +47,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 
 SETTINGS_ENV = "ENVATTEST_REFERENCE"
 GATEWAY_SECRET = "reference-gateway-secret"
+DPOP_EXTERNAL_URL = "https://gateway.bench"  # what a forwarded request's proof must name
+DPOP_IAT_WINDOW_S = 60
 _ECDSA = ec.ECDSA(hashes.SHA256())
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS ref_devices (device_id TEXT PRIMARY KEY, public_jwk TEXT"
@@ -51,6 +57,7 @@ SCHEMA = (
     " expires_at BIGINT NOT NULL, consumed_at BIGINT)",
     "CREATE TABLE IF NOT EXISTS ref_audit (seq BIGINT PRIMARY KEY, at BIGINT NOT NULL,"
     " device_id TEXT, data TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS ref_jtis (jti TEXT PRIMARY KEY, expires_at BIGINT NOT NULL)",
 )
 
 
@@ -115,6 +122,12 @@ def prepare(url: str, devices: dict[str, dict[str, str]]) -> None:
     conn.close()
 
 
+def _thumbprint(jwk: dict[str, str]) -> str:
+    """RFC 7638: SHA-256 of the required members in order, no whitespace."""
+    members = {name: jwk[name] for name in ("crv", "kty", "x", "y")}
+    return _b64(hashlib.sha256(json.dumps(members, separators=(",", ":")).encode()).digest())
+
+
 def _public_key(jwk: dict[str, str]) -> ec.EllipticCurvePublicKey:
     x, y = (int.from_bytes(_unb64(jwk[c]), "big") for c in ("x", "y"))
     return ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
@@ -131,6 +144,7 @@ class Reference:
         self.mac_key = secrets.token_bytes(32)
         self.pool = ThreadPoolExecutor(max_workers=8)
         self._keys: dict[str, ec.EllipticCurvePublicKey] = {}
+        self._thumbprints: dict[str, str] = {}
         self._queue: queue.SimpleQueue[tuple[tuple[Any, ...], Callable[[bool], None]]] = (
             queue.SimpleQueue()
         )
@@ -147,6 +161,20 @@ class Reference:
             (device_id,),
         ).fetchone()
         return None if row is None else (row[0], row[1])
+
+    def device_and_spend(self, device_id: str, jti: str, expires_at: int) -> bool:
+        """Spend a proof id (committed: autocommit, relaxed sync) and read the device row;
+        True if the id was new and the device is active."""
+        conn = self.db.connect(durable=False)
+        spent = conn.execute(  # fetchall steps to the end, which commits on SQLite
+            self.db.sql(
+                "INSERT INTO ref_jtis (jti, expires_at) VALUES (%s, %s)"
+                " ON CONFLICT (jti) DO NOTHING RETURNING jti"
+            ),
+            (jti, expires_at),
+        ).fetchall()
+        device = self.device(device_id)
+        return bool(spent) and device is not None and device[1] is None
 
     def issue_nonce(self, device_id: str, now: int) -> str:
         """``expiry || random || HMAC(device id, expiry || random)``: nothing stored."""
@@ -245,10 +273,16 @@ class Reference:
             key = self._keys[jwk_text] = _public_key(json.loads(jwk_text))
         return key
 
-    def sign_token(self, device_id: str, now: int) -> str:
+    def thumbprint(self, jwk_text: str) -> str:
+        jkt = self._thumbprints.get(jwk_text)
+        if jkt is None:
+            jkt = self._thumbprints[jwk_text] = _thumbprint(json.loads(jwk_text))
+        return jkt
+
+    def sign_token(self, device_id: str, now: int, jkt: str) -> str:
         header = _b64(json.dumps({"alg": "ES256", "typ": "at+jwt", "kid": self.kid}).encode())
         claims = {"iss": "reference", "sub": device_id, "aud": "envattest", "iat": now,
-                  "exp": now + 900, "jti": secrets.token_urlsafe(16), "cnf": {"jkt": device_id},
+                  "exp": now + 900, "jti": secrets.token_urlsafe(16), "cnf": {"jkt": jkt},
                   "key_class": "software"}  # fmt: skip
         signing_input = f"{header}.{_b64(json.dumps(claims).encode())}"
         r, s = decode_dss_signature(self.key.sign(signing_input.encode(), _ECDSA))
@@ -263,6 +297,26 @@ class Reference:
         if claims["exp"] <= now or claims["aud"] != "envattest":
             raise ValueError("expired or wrong audience")
         return claims
+
+    def check_proof(
+        self, proof: str, token: str, method: str, url: str, now: int
+    ) -> tuple[str, str]:
+        """(jti, thumbprint of the proof's key) of a valid DPoP proof for this request."""
+        header_b64, payload_b64, signature = proof.split(".")
+        header = json.loads(_unb64(header_b64))
+        claims = json.loads(_unb64(payload_b64))
+        if header.get("typ") != "dpop+jwt" or header.get("alg") != "ES256":
+            raise ValueError("not a DPoP proof")
+        jwk_text = json.dumps(header["jwk"], sort_keys=True)
+        raw = _unb64(signature)
+        der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+        self.device_key(jwk_text).verify(der, f"{header_b64}.{payload_b64}".encode(), _ECDSA)
+        ath = _b64(hashlib.sha256(token.encode()).digest())
+        if (claims["htm"], claims["htu"], claims["ath"]) != (method, url, ath):
+            raise ValueError("the proof is for another request")
+        if abs(now - int(claims["iat"])) > DPOP_IAT_WINDOW_S:
+            raise ValueError("stale proof")
+        return str(claims["jti"]), self.thumbprint(jwk_text)
 
 
 async def _read_body(receive: Callable[[], Any]) -> bytes:
@@ -317,7 +371,7 @@ def create_app() -> Callable[..., Any]:
             claims["eat_nonce"], header["kid"], expires_at, now
         ):
             return 401, b'{"error":"nonce"}'
-        token = ref.sign_token(header["kid"], now)
+        token = ref.sign_token(header["kid"], now, ref.thumbprint(device[0]))
         answer = {"decision": "allow", "reasons": [], "access_token": token,
                   "token_type": "Bearer", "expires_in": 900}  # fmt: skip
         return 200, json.dumps(answer).encode()
@@ -328,6 +382,18 @@ def create_app() -> Callable[..., Any]:
             ref.pool, ref.device, claims["sub"]
         )
         return claims if device is not None and device[1] is None else None
+
+    async def check_dpop(token: str, headers: dict[bytes, bytes]) -> bool:
+        now = int(time.time())
+        claims = ref.check_token(token, now)
+        method = headers.get(b"x-original-method", b"").decode()
+        url = DPOP_EXTERNAL_URL + headers.get(b"x-original-uri", b"").decode()
+        jti, jkt = ref.check_proof(headers.get(b"dpop", b"").decode(), token, method, url, now)
+        if claims["cnf"]["jkt"] != jkt:
+            return False
+        return await asyncio.get_running_loop().run_in_executor(
+            ref.pool, ref.device_and_spend, claims["sub"], jti, now + DPOP_IAT_WINDOW_S
+        )
 
     async def app(
         scope: dict[str, Any], receive: Callable[[], Any], send: Callable[..., Any]
@@ -346,8 +412,12 @@ def create_app() -> Callable[..., Any]:
             elif path == "/v1/attest":
                 status, answer = await attest(body)
             elif path == "/v1/authz":
-                token = headers.get(b"authorization", b"").decode().removeprefix("Bearer ")
-                status, answer = (204, b"") if await check(token) else (401, b"")
+                authorization = headers.get(b"authorization", b"").decode()
+                if authorization.startswith("DPoP "):
+                    ok = await check_dpop(authorization.removeprefix("DPoP "), headers)
+                else:
+                    ok = await check(authorization.removeprefix("Bearer ")) is not None
+                status, answer = (204, b"") if ok else (401, b"")
             elif path == "/v1/introspect":
                 if headers.get(b"authorization") != f"Bearer {GATEWAY_SECRET}".encode():
                     status, answer = 401, b""

@@ -6,9 +6,10 @@ Each run drives the verifier (``envattest-server serve --workers N``) and then t
 (``bench/reference.py``, same uvicorn, same database, group commit) with the same load
 client (``bench/_driver.py``: asyncio streams, keep-alive, its own process) and prints
 throughput, p50/p99 latency, server and client CPU per operation, and the verifier's ratio
-to the reference. Runs: ``MODE-DB-WORKERS`` with MODE cycle|authz|introspect, DB
-sqlite|postgres, WORKERS 1|2. Bounded: ``--seconds`` of load per server per run plus about
-10 s of set-up per database. The last line is one JSON object.
+to the reference. Runs: ``MODE-DB-WORKERS`` with MODE cycle|authz|dpop|introspect, DB
+sqlite|postgres, WORKERS 1|2 (``dpop``: forward auth with DPoP-bound tokens and a fresh proof
+per request, signed before the measured window). Bounded: ``--seconds`` of load per server
+per run plus about 10 s of set-up per database. The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._driver import DPOP_EXTERNAL_URL
 from bench._load import (
     Agent,
     ServerProcess,
@@ -42,9 +44,10 @@ from tests._support import free_port
 from tests.servers import init_verifier, run_server_cli
 
 RUNS = (
-    "cycle-sqlite-1", "cycle-sqlite-2", "authz-sqlite-1", "introspect-sqlite-1",
+    "cycle-sqlite-1", "cycle-sqlite-2", "authz-sqlite-1", "dpop-sqlite-1", "introspect-sqlite-1",
     "cycle-postgres-1", "cycle-postgres-2",
 )  # fmt: skip
+MODES = ("cycle", "authz", "dpop", "introspect")
 CLIENT_CPU_BUDGET_MS = 0.3
 
 
@@ -59,7 +62,7 @@ class Run:
     @classmethod
     def parse(cls, text: str) -> Run:
         mode, db, workers = text.split("-")
-        if mode not in ("cycle", "authz", "introspect") or db not in ("sqlite", "postgres"):
+        if mode not in MODES or db not in ("sqlite", "postgres"):
             raise SystemExit(f"unknown run {text!r}: MODE-DB-WORKERS, e.g. cycle-sqlite-1")
         return cls(mode, db, int(workers))
 
@@ -87,6 +90,24 @@ def _databases(db: str, work: Path) -> Iterator[tuple[str, str]]:
         engine.dispose()
         with fresh_database(server_url) as verifier_url, fresh_database(server_url) as ref_url:
             yield verifier_url, ref_url
+
+
+@contextlib.contextmanager
+def _token_binding(data_dir: Path, run: Run) -> Iterator[None]:
+    """For a ``dpop`` run the verifier issues DPoP-bound tokens (``[token] binding``); the
+    policy is put back afterwards, so the other runs get bearer tokens."""
+    if run.mode != "dpop":
+        yield
+        return
+    policy = data_dir / "policy.toml"
+    original = policy.read_text()
+    if "\n[token]\n" not in original:
+        raise SystemExit(f"{policy} has no [token] table to bind tokens in")
+    policy.write_text(original.replace("\n[token]\n", '\n[token]\nbinding = "dpop"\n', 1))
+    try:
+        yield
+    finally:
+        policy.write_text(original)
 
 
 def _profile(server: ServerProcess, seconds: float, out: Path) -> subprocess.Popen[bytes] | None:
@@ -127,25 +148,28 @@ def _run_db(db: str, runs: list[Run], args: argparse.Namespace, work: Path) -> d
     with _databases(db, work) as (verifier_url, reference_db):
         handle = init_verifier(work / "verifier", database_url=verifier_url)
         disable_rate_limits(handle.data_dir)
+        with (handle.data_dir / "server.toml").open("a") as config:  # the URL proofs name
+            config.write(f'authz_external_url = "{DPOP_EXTERNAL_URL}"\n')
         credential = run_server_cli(
             ["gateway-credential", "create", "--data-dir", str(handle.data_dir), "--name", "bench"]
         ).strip()
         agents: list[Agent] = []
         for run in runs:
             port = free_port()
-            verifier = verifier_server(handle.data_dir, port, workers=run.workers).start()
-            try:
-                if not agents:
-                    token = handle.enroll_token(uses=args.agents)
-                    agents = enroll_agents(verifier.url, token, args.agents, work / "keys")
-                    prepare(reference_db, {a.device_id: a.public_jwk for a in agents})
-                profile = None
-                if args.profile_dir is not None:
-                    args.profile_dir.mkdir(parents=True, exist_ok=True)
-                    profile = args.profile_dir / f"{run.name}.txt"
-                ours = _measure(verifier, agents, run, args, credential, profile)
-            finally:
-                verifier.stop()
+            with _token_binding(handle.data_dir, run):
+                verifier = verifier_server(handle.data_dir, port, workers=run.workers).start()
+                try:
+                    if not agents:
+                        token = handle.enroll_token(uses=args.agents)
+                        agents = enroll_agents(verifier.url, token, args.agents, work / "keys")
+                        prepare(reference_db, {a.device_id: a.public_jwk for a in agents})
+                    profile = None
+                    if args.profile_dir is not None:
+                        args.profile_dir.mkdir(parents=True, exist_ok=True)
+                        profile = args.profile_dir / f"{run.name}.txt"
+                    ours = _measure(verifier, agents, run, args, credential, profile)
+                finally:
+                    verifier.stop()
             reference = reference_server(reference_db, free_port(), work, workers=run.workers)
             reference.start()
             try:
