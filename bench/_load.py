@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,16 +71,7 @@ class ServerProcess:
     def cpu_seconds(self, *, named: str | None = None) -> float:
         """User + system CPU of the server and its live workers so far; with ``named``, of
         the processes of that name only (``PROJECTOR_NAME``: the fleet projector)."""
-        total = 0.0
-        for proc in self.processes():
-            try:
-                if named is not None and proc.name() != named:
-                    continue
-                times = proc.cpu_times()
-            except psutil.Error:
-                continue
-            total += times.user + times.system
-        return total
+        return tree_cpu_seconds(self.processes(), named=named)
 
     def stop(self) -> None:
         """SIGTERM (graceful), then SIGKILL; wait."""
@@ -94,6 +85,32 @@ class ServerProcess:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+
+
+def tree_cpu_seconds(processes: Sequence[psutil.Process], *, named: str | None = None) -> float:
+    """User + system CPU so far of ``processes`` (of those called ``named``); a process that
+    is gone counts nothing."""
+    total = 0.0
+    for proc in processes:
+        try:
+            if named is not None and proc.name() != named:
+                continue
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def postgres_processes(url: str) -> Callable[[], list[psutil.Process]]:
+    """The PostgreSQL server listening on ``url``'s port, and its backends, as of each call."""
+    port = f"-p {url.rsplit(':', 1)[1].split('/')[0]} "
+    postmaster = next(
+        p for p in psutil.process_iter(["name", "cmdline"])
+        if p.info["name"] in ("postgres", "postmaster")
+        and port in " ".join(p.info["cmdline"] or [])
+    )  # fmt: skip
+    return lambda: [postmaster, *postmaster.children(recursive=True)]
 
 
 def verifier_server(data_dir: Path, port: int, *, workers: int = 1) -> ServerProcess:
@@ -170,6 +187,7 @@ class LoadResult:
     client_cpu_s: float
     server_cpu_s: float
     projector_cpu_s: float  # the fleet projector's share of ``server_cpu_s``
+    database_cpu_s: float  # PostgreSQL's processes (0 on SQLite, which runs in the server)
     tokens: list[str]
 
     @property
@@ -192,6 +210,7 @@ class LoadResult:
             "error_samples": self.error_samples,
             "server_cpu_ms": per_op(self.server_cpu_s),
             "projector_cpu_ms": per_op(self.projector_cpu_s),
+            "database_cpu_ms": per_op(self.database_cpu_s),
             "client_cpu_ms": per_op(self.client_cpu_s),
         }
 
@@ -217,8 +236,10 @@ def run_load(
     keep_tokens: bool = False,
     tokens: Sequence[str] = (),
     gateway_credential: str = "",
+    database: Callable[[], Sequence[psutil.Process]] | None = None,
 ) -> LoadResult:
-    """Drive ``concurrency`` clients in ``mode`` for ``seconds`` from ``load_processes``."""
+    """Drive ``concurrency`` clients in ``mode`` for ``seconds`` from ``load_processes``;
+    ``database`` lists PostgreSQL's processes, whose CPU is reported beside the server's."""
     ctx = multiprocessing.get_context("spawn")
     out, start = ctx.Queue(), ctx.Queue()
     procs = []
@@ -245,9 +266,11 @@ def run_load(
     time.sleep(max(0.0, start_at - time.time()))
     server_cpu0 = server.cpu_seconds()
     projector_cpu0 = server.cpu_seconds(named=PROJECTOR_NAME)
+    database_cpu0 = tree_cpu_seconds(database()) if database is not None else 0.0
     results: list[DriveResult] = [out.get(timeout=seconds + 60) for _ in procs]
     server_cpu = server.cpu_seconds() - server_cpu0
     projector_cpu = server.cpu_seconds(named=PROJECTOR_NAME) - projector_cpu0
+    database_cpu = tree_cpu_seconds(database()) - database_cpu0 if database is not None else 0.0
     wall = max(r.ended_at for r in results) - start_at
     for proc in procs:
         proc.join(timeout=10)
@@ -263,6 +286,7 @@ def run_load(
         client_cpu_s=sum(r.cpu_s for r in results),
         server_cpu_s=server_cpu,
         projector_cpu_s=projector_cpu,
+        database_cpu_s=database_cpu,
         tokens=[t for r in results for t in r.tokens],
     )
 

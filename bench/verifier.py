@@ -21,10 +21,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -35,6 +37,7 @@ from bench._load import (
     disable_rate_limits,
     enroll_agents,
     last_line_json,
+    postgres_processes,
     reference_server,
     run_load,
     verifier_server,
@@ -71,11 +74,15 @@ class Run:
         return f"{self.mode}-{self.db}-{self.workers}"
 
 
+Database = Callable[[], Sequence[psutil.Process]] | None  # PostgreSQL's processes
+
+
 @contextlib.contextmanager
-def _databases(db: str, work: Path) -> Iterator[tuple[str, str]]:
-    """(verifier URL, reference database) on SQLite files or on one durable PostgreSQL."""
+def _databases(db: str, work: Path) -> Iterator[tuple[str, str, Database]]:
+    """(verifier URL, reference database, PostgreSQL's processes) on SQLite files or on one
+    durable PostgreSQL."""
     if db == "sqlite":
-        yield "", str(work / "reference.db")
+        yield "", str(work / "reference.db"), None
         return
     from sqlalchemy import create_engine, text
 
@@ -89,7 +96,7 @@ def _databases(db: str, work: Path) -> Iterator[tuple[str, str]]:
             conn.execute(text("SELECT pg_reload_conf()"))
         engine.dispose()
         with fresh_database(server_url) as verifier_url, fresh_database(server_url) as ref_url:
-            yield verifier_url, ref_url
+            yield verifier_url, ref_url, postgres_processes(server_url)
 
 
 @contextlib.contextmanager
@@ -125,7 +132,7 @@ def _profile(server: ServerProcess, seconds: float, out: Path) -> subprocess.Pop
 
 def _measure(
     server: ServerProcess, agents: list[Agent], run: Run, args: argparse.Namespace,
-    credential: str, profile: Path | None,
+    credential: str, profile: Path | None, database: Database,
 ) -> dict[str, Any]:  # fmt: skip
     """Warm up (and collect tokens), then the measured window."""
     warm = run_load(server, agents, mode="cycle", concurrency=args.concurrency, seconds=1.0,
@@ -136,7 +143,7 @@ def _measure(
     got = run_load(
         server, agents, mode=run.mode, concurrency=args.concurrency, seconds=args.seconds,
         load_processes=args.load_processes, tokens=warm.tokens[:64],
-        gateway_credential=credential,
+        gateway_credential=credential, database=database,
     ).figures()  # fmt: skip
     if spy is not None:
         spy.wait(timeout=args.seconds + 30)
@@ -145,7 +152,7 @@ def _measure(
 
 def _run_db(db: str, runs: list[Run], args: argparse.Namespace, work: Path) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    with _databases(db, work) as (verifier_url, reference_db):
+    with _databases(db, work) as (verifier_url, reference_db, database):
         handle = init_verifier(work / "verifier", database_url=verifier_url)
         disable_rate_limits(handle.data_dir)
         with (handle.data_dir / "server.toml").open("a") as config:  # the URL proofs name
@@ -167,13 +174,13 @@ def _run_db(db: str, runs: list[Run], args: argparse.Namespace, work: Path) -> d
                     if args.profile_dir is not None:
                         args.profile_dir.mkdir(parents=True, exist_ok=True)
                         profile = args.profile_dir / f"{run.name}.txt"
-                    ours = _measure(verifier, agents, run, args, credential, profile)
+                    ours = _measure(verifier, agents, run, args, credential, profile, database)
                 finally:
                     verifier.stop()
             reference = reference_server(reference_db, free_port(), work, workers=run.workers)
             reference.start()
             try:
-                ref = _measure(reference, agents, run, args, GATEWAY_SECRET, None)
+                ref = _measure(reference, agents, run, args, GATEWAY_SECRET, None, database)
             finally:
                 reference.stop()
             ratio = round(ours["per_s"] / ref["per_s"], 3) if ref["per_s"] else None
@@ -188,6 +195,7 @@ def _print(run: Run, ours: dict[str, Any], ref: dict[str, Any], ratio: float | N
             f"  {who:<9} {f['per_s']:8.1f}/s  p50 {f['p50_ms']:6.1f} ms  p99 {f['p99_ms']:6.1f} ms"
             f"  server CPU {f['server_cpu_ms']} ms/op"
             + (f" (projector {f['projector_cpu_ms']})" if f["projector_cpu_ms"] else "")
+            + (f"  PostgreSQL CPU {f['database_cpu_ms']} ms/op" if f["database_cpu_ms"] else "")
             + f"  client CPU {f['client_cpu_ms']} ms/op"
             f"  errors {f['errors']}"
         )

@@ -9,6 +9,8 @@ import json
 import subprocess
 import sys
 
+from tests._support import need_tool
+from tests.pg import HOW as PG_HOW
 from tests.servers import REPO, clean_env
 
 
@@ -31,9 +33,24 @@ def test_the_verifier_benchmark_reports_both_servers_in_one_run() -> None:
             assert figures["server_cpu_ms"] > 0
             assert figures["client_cpu_ms"] > 0
         assert reference["projector_cpu_ms"] == 0  # the reference has no projector
+        assert ours["database_cpu_ms"] == reference["database_cpu_ms"] == 0  # SQLite: in process
         assert 0 <= ours["projector_cpu_ms"] < ours["server_cpu_ms"]
         # each throughput is rounded to 0.1/s, the ratio to 0.001
         low = (ours["per_s"] - 0.05) / (reference["per_s"] + 0.05) - 0.0005
         high = (ours["per_s"] + 0.05) / (reference["per_s"] - 0.05) + 0.0005
         assert low <= run["ratio"] <= high
     assert "cycle-sqlite-1: ratio" in done.stdout
+
+
+def test_on_postgresql_the_database_cpu_is_reported_for_both_servers() -> None:
+    need_tool("initdb", PG_HOW)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "verifier.py"), "--runs", "cycle-postgres-1",
+         "--seconds", "0.5", "--agents", "4", "--concurrency", "4"],
+        capture_output=True, text=True, env=clean_env(), cwd=REPO, check=True, timeout=240,
+    )  # fmt: skip
+    run = json.loads(done.stdout.splitlines()[-1])["runs"]["cycle-postgres-1"]
+    for figures in (run["verifier"], run["reference"]):
+        assert figures["errors"] == 0, figures["error_samples"]
+        assert figures["database_cpu_ms"] > 0  # the cluster's processes were found and read
+    assert "PostgreSQL CPU" in done.stdout
