@@ -68,6 +68,21 @@ _EQUIVALENT: tuple[tuple[str, str, str], ...] = (
         "memoized or not: the same header",
     ),
 )
+# strict JSON: the walk's pre-filters may only walk more often (the walk decides), and the
+# per-thread decoder cache may only miss (a miss builds the same decoder again)
+_EQUIVALENT += (
+    ("len(text) > limits.max_string_chars", "len(text) >= limits.max_string_chars",
+     "the walk also checks strings one character earlier: it refuses nothing more"),
+    ('"\\\\u" in text and _ESCAPED', '"\\\\u" in text or _ESCAPED',
+     "the search finds no escaped surrogate in a text without \\u"),
+    ("if brackets > limits.max_depth or", "if brackets >= limits.max_depth or",
+     "the walk runs one bracket earlier: it refuses nothing more"),
+    ('getattr(_decoders, "by_limits", None)', "None", "a cache miss builds the same decoder"),
+    ("if cache is None:", "if cache is not None:", "a cache miss builds the same decoder"),
+    ("getattr(_decoders,", "getattr(None,", "a cache miss builds the same decoder"),
+    ("bounded = cache.get(limits)", "bounded = None", "a cache miss builds the same decoder"),
+    ("cache.get(limits)", "cache.get(None)", "a cache miss builds the same decoder"),
+)  # fmt: skip
 # an enrolled JWK always has x and y (enrollment parses it): their .get() defaults are unused
 _EQUIVALENT += tuple(
     (f'jwk.get("{c}", "")', f'jwk.get("{c}", {d})', "an enrolled JWK has x and y")

@@ -15,6 +15,7 @@ from attest.errors import FormatError
 from attest.evidence import parse_evidence
 from attest.jose import sign_compact
 from attest.keys.software import SoftwareKey
+from attest import strictjson
 from attest.strictjson import DEFAULT_LIMITS, JsonLimits, parse_json, parse_json_object
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
@@ -39,6 +40,13 @@ REFUSALS = {
     "utf16": "not UTF-8",
     "bom": "not JSON (Unexpected UTF-8 BOM",
 }
+
+
+@pytest.fixture(autouse=True)
+def _fresh_decoders() -> None:
+    """Each test builds its decoders: one cached by an earlier test would hide a broken
+    constructor (the cache is per thread and lives as long as the process)."""
+    vars(strictjson._decoders).clear()
 
 
 def test_every_vector_has_an_expected_refusal() -> None:
@@ -91,6 +99,35 @@ def test_a_duplicate_deep_inside_is_found() -> None:
         parse_json(b'{"a": [{"b": {"x": 1, "y": 2, "x": 1}}]}')
 
 
+def test_the_member_that_appears_twice_is_named() -> None:
+    with pytest.raises(FormatError, match="member 'b' appears twice"):
+        parse_json(b'{"a": 1, "b": 2, "b": 3}')  # not the first member
+    name = "n" * 50
+    with pytest.raises(FormatError, match=f"member '{'n' * 40}' appears twice"):
+        parse_json(f'{{"{name}": 1, "{name}": 2}}'.encode())  # named up to 40 characters
+
+
+def test_a_scalar_longer_than_a_string_bound_is_still_a_scalar() -> None:
+    padded = b" " * (DEFAULT_LIMITS.max_string_chars + 1)  # long text, no long string in it
+    assert parse_json(padded + b"true") is True
+    assert parse_json(padded + b"12") == 12
+
+
+def test_the_size_bound_is_exact() -> None:
+    at_bound = b" " * (DEFAULT_LIMITS.max_bytes - 2) + b"{}"
+    assert parse_json(at_bound) == {}
+    with pytest.raises(FormatError, match="larger than 65536 bytes"):
+        parse_json(b" " + at_bound)
+
+
+def test_the_array_bound_is_exact_wherever_the_commas_are() -> None:
+    bound = DEFAULT_LIMITS.max_members
+    # one comma short of the bound in the array itself: the rest of the document supplies it
+    assert parse_json(json.dumps({"a": list(range(bound)), "b": 1}).encode())["b"] == 1
+    with pytest.raises(FormatError, match=f"an array has more than {bound} elements"):
+        parse_json(json.dumps(list(range(bound + 1))).encode())  # exactly bound commas
+
+
 def test_a_lone_surrogate_in_a_member_name_is_refused() -> None:
     with pytest.raises(FormatError, match="lone surrogate"):
         parse_json(b'{"\\ud800": 1}')
@@ -115,6 +152,8 @@ def test_limits_are_per_boundary() -> None:
     with pytest.raises(FormatError, match="longer than 4"):
         parse_json(b'"abcde"', limits=tight)
     assert parse_json(b'{"a":[1]}', limits=tight) == {"a": [1]}
+    with pytest.raises(FormatError, match="claims: nested deeper than 2"):
+        parse_json_object(b'{"a":[[1]]}', what="claims", limits=tight)
 
 
 def test_an_object_is_required_where_one_is_expected() -> None:
