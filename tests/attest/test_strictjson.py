@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from attest import strictjson
 from attest.dpop import DPOP_TYP, DpopProofError, verify_proof
 from attest.errors import FormatError
 from attest.evidence import parse_evidence
 from attest.jose import sign_compact
 from attest.keys.software import SoftwareKey
-from attest import strictjson
 from attest.strictjson import DEFAULT_LIMITS, JsonLimits, parse_json, parse_json_object
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
