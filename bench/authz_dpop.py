@@ -29,12 +29,12 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from attest.dpop import create_proof
+from bench._driver import DPOP_EXTERNAL_URL, DPOP_PATH
 from tests.devices import TestDevice
 from tests.server.dpop_support import configure
 from tests.servers import init_verifier
 
-EXTERNAL = "https://gateway.bench"
-PATH = "/v1/messages"
+EXTERNAL, PATH = DPOP_EXTERNAL_URL, DPOP_PATH  # the gateway URL and path proofs name
 TARGET_COST_RATIO = 1.5
 MAX_PROOFS = 40_000
 

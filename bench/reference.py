@@ -45,9 +45,10 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
+from bench._driver import DPOP_EXTERNAL_URL  # what a forwarded request's proof must name
+
 SETTINGS_ENV = "ENVATTEST_REFERENCE"
 GATEWAY_SECRET = "reference-gateway-secret"
-DPOP_EXTERNAL_URL = "https://gateway.bench"  # what a forwarded request's proof must name
 DPOP_IAT_WINDOW_S = 60
 _ECDSA = ec.ECDSA(hashes.SHA256())
 SCHEMA = (
